@@ -1,0 +1,100 @@
+//! Equivalence of declared arguments, as RabbitMQ checks it on redeclaration.
+
+use std::fmt::Write;
+
+use crate::error::{AmqpError, AmqpResult};
+use crate::protocol::{AMQPValue, FieldTable};
+
+/// Queue arguments RabbitMQ compares when a queue is declared again.
+pub const QUEUE_EQUIVALENCE_KEYS: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-message-ttl",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+];
+
+/// Fails with RabbitMQ's 406 text if any of `keys` differs between the two tables.
+///
+/// `resource` is the subject of the text, e.g. `queue 'q' in vhost '/'`.
+pub fn assert_equivalent(
+    current: &FieldTable,
+    requested: &FieldTable,
+    keys: &[&str],
+    resource: &str,
+) -> AmqpResult<()> {
+    for key in keys {
+        let old = current.inner().get(*key);
+        let new = requested.inner().get(*key);
+        if !same_value(old, new) {
+            return Err(AmqpError::precondition_failed(format!(
+                "inequivalent arg '{key}' for {resource}: received {} but current is {}",
+                describe(new),
+                describe(old)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Values are equivalent when equal within their type class (all integers are one class).
+fn same_value(a: Option<&AMQPValue>, b: Option<&AMQPValue>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => match (as_integer(a), as_integer(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        },
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn as_integer(value: &AMQPValue) -> Option<i128> {
+    Some(match *value {
+        AMQPValue::ShortShortInt(v) => v.into(),
+        AMQPValue::ShortShortUInt(v) => v.into(),
+        AMQPValue::ShortInt(v) => v.into(),
+        AMQPValue::ShortUInt(v) => v.into(),
+        AMQPValue::LongInt(v) => v.into(),
+        AMQPValue::LongUInt(v) => v.into(),
+        AMQPValue::LongLongInt(v) => v.into(),
+        _ => return None,
+    })
+}
+
+/// RabbitMQ's rendering of an argument in equivalence errors.
+fn describe(value: Option<&AMQPValue>) -> String {
+    let Some(value) = value else {
+        return "none".to_string();
+    };
+    let (kind, shown) = match value {
+        AMQPValue::Boolean(v) => ("bool", v.to_string()),
+        AMQPValue::ShortShortInt(v) => ("byte", v.to_string()),
+        AMQPValue::ShortShortUInt(v) => ("unsignedbyte", v.to_string()),
+        AMQPValue::ShortInt(v) => ("short", v.to_string()),
+        AMQPValue::ShortUInt(v) => ("unsignedshort", v.to_string()),
+        AMQPValue::LongInt(v) => ("signedint", v.to_string()),
+        AMQPValue::LongUInt(v) => ("unsignedint", v.to_string()),
+        AMQPValue::LongLongInt(v) => ("long", v.to_string()),
+        AMQPValue::Float(v) => ("float", v.to_string()),
+        AMQPValue::Double(v) => ("double", v.to_string()),
+        AMQPValue::ShortString(v) => ("shortstr", v.to_string()),
+        AMQPValue::LongString(v) => (
+            "longstr",
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        ),
+        AMQPValue::Timestamp(v) => ("timestamp", v.to_string()),
+        other => {
+            let mut s = String::new();
+            let _ = write!(s, "{other:?}");
+            ("table", s)
+        }
+    };
+    format!("the value '{shown}' of type '{kind}'")
+}

@@ -1,0 +1,234 @@
+//! Exchanges and their bindings.
+//!
+//! An exchange keeps every binding (for listing, unbinding and equivalence)
+//! and a routing index shaped for its type: a hash map for direct, a list for
+//! fanout, a trie for topic, parsed matchers for headers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::broker::headers::HeadersBinding;
+use crate::broker::message::Message;
+use crate::broker::topic::TopicIndex;
+use crate::error::{AmqpError, AmqpResult};
+use crate::protocol::FieldTable;
+
+/// The routing algorithm of an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    /// Routing key equals binding key.
+    Direct,
+    /// Every bound queue.
+    Fanout,
+    /// Dot-separated patterns with `*` and `#`.
+    Topic,
+    /// Matching on message headers.
+    Headers,
+}
+
+impl ExchangeKind {
+    /// Parses a type name as `exchange.declare` carries it.
+    pub fn parse(name: &str) -> AmqpResult<ExchangeKind> {
+        match name {
+            "direct" => Ok(ExchangeKind::Direct),
+            "fanout" => Ok(ExchangeKind::Fanout),
+            "topic" => Ok(ExchangeKind::Topic),
+            "headers" => Ok(ExchangeKind::Headers),
+            other => Err(AmqpError::command_invalid(format!(
+                "unknown exchange type '{other}'"
+            ))),
+        }
+    }
+
+    /// The type name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+        }
+    }
+}
+
+/// Declared properties of an exchange.
+#[derive(Debug, Clone)]
+pub struct ExchangeConfig {
+    /// Exchange name.
+    pub name: Arc<str>,
+    /// Routing algorithm.
+    pub kind: ExchangeKind,
+    /// Survives a broker restart.
+    pub durable: bool,
+    /// Deleted when its last binding goes.
+    pub auto_delete: bool,
+    /// Not publishable by clients.
+    pub internal: bool,
+    /// Declared arguments.
+    pub arguments: FieldTable,
+}
+
+/// A binding from an exchange to a queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// Destination queue name.
+    pub queue: Arc<str>,
+    /// Binding key.
+    pub routing_key: Arc<str>,
+    /// Binding arguments.
+    pub arguments: FieldTable,
+}
+
+/// An exchange with its bindings.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The exchange's declared properties.
+    pub config: ExchangeConfig,
+    bindings: Vec<Binding>,
+    index: RoutingIndex,
+}
+
+#[derive(Debug)]
+enum RoutingIndex {
+    Direct(HashMap<Arc<str>, Vec<Arc<str>>>),
+    Fanout(Vec<Arc<str>>),
+    Topic(TopicIndex<Arc<str>>),
+    Headers(Vec<(HeadersBinding, Arc<str>)>),
+}
+
+impl Exchange {
+    /// A new exchange without bindings.
+    pub fn new(config: ExchangeConfig) -> Exchange {
+        let index = match config.kind {
+            ExchangeKind::Direct => RoutingIndex::Direct(HashMap::new()),
+            ExchangeKind::Fanout => RoutingIndex::Fanout(Vec::new()),
+            ExchangeKind::Topic => RoutingIndex::Topic(TopicIndex::new()),
+            ExchangeKind::Headers => RoutingIndex::Headers(Vec::new()),
+        };
+        Exchange {
+            config,
+            bindings: Vec::new(),
+            index,
+        }
+    }
+
+    /// Whether the exchange is bound to anything.
+    pub fn has_bindings(&self) -> bool {
+        !self.bindings.is_empty()
+    }
+
+    /// Adds a binding (a no-op if it exists). Headers bindings may be refused.
+    pub fn bind(&mut self, binding: Binding) -> AmqpResult<()> {
+        if self.bindings.contains(&binding) {
+            return Ok(());
+        }
+        let queue = binding.queue.clone();
+        match &mut self.index {
+            RoutingIndex::Direct(map) => map
+                .entry(binding.routing_key.clone())
+                .or_default()
+                .push(queue),
+            RoutingIndex::Fanout(queues) => queues.push(queue),
+            RoutingIndex::Topic(trie) => {
+                trie.bind(&binding.routing_key, queue);
+            }
+            RoutingIndex::Headers(matchers) => {
+                let matcher = HeadersBinding::parse(&binding.arguments)
+                    .map_err(AmqpError::precondition_failed)?;
+                matchers.push((matcher, queue));
+            }
+        }
+        self.bindings.push(binding);
+        Ok(())
+    }
+
+    /// Removes a binding; false if there was none.
+    pub fn unbind(&mut self, binding: &Binding) -> bool {
+        let Some(at) = self.bindings.iter().position(|b| b == binding) else {
+            return false;
+        };
+        self.bindings.swap_remove(at);
+        self.rebuild_entry(binding);
+        true
+    }
+
+    /// Removes every binding to `queue`; true if there were any.
+    pub fn remove_queue(&mut self, queue: &str) -> bool {
+        let removed: Vec<Binding> = self
+            .bindings
+            .iter()
+            .filter(|b| &*b.queue == queue)
+            .cloned()
+            .collect();
+        self.bindings.retain(|b| &*b.queue != queue);
+        for binding in &removed {
+            self.rebuild_entry(binding);
+        }
+        !removed.is_empty()
+    }
+
+    /// Updates the index after `removed` left the binding list.
+    fn rebuild_entry(&mut self, removed: &Binding) {
+        let still_bound = |key: &str, bindings: &[Binding]| {
+            bindings
+                .iter()
+                .any(|b| b.queue == removed.queue && &*b.routing_key == key)
+        };
+        match &mut self.index {
+            RoutingIndex::Direct(map) => {
+                if !still_bound(&removed.routing_key, &self.bindings)
+                    && let Some(queues) = map.get_mut(&removed.routing_key)
+                {
+                    queues.retain(|q| *q != removed.queue);
+                    if queues.is_empty() {
+                        map.remove(&removed.routing_key);
+                    }
+                }
+            }
+            RoutingIndex::Fanout(queues) => {
+                if let Some(at) = queues.iter().position(|q| *q == removed.queue) {
+                    queues.swap_remove(at);
+                }
+            }
+            RoutingIndex::Topic(trie) => {
+                if !still_bound(&removed.routing_key, &self.bindings) {
+                    trie.unbind(&removed.routing_key, &removed.queue);
+                }
+            }
+            RoutingIndex::Headers(matchers) => {
+                // Headers exchanges carry few bindings; rebuilding is simplest.
+                *matchers = self
+                    .bindings
+                    .iter()
+                    .filter_map(|b| {
+                        Some((HeadersBinding::parse(&b.arguments).ok()?, b.queue.clone()))
+                    })
+                    .collect();
+            }
+        }
+    }
+
+    /// Appends the names of the queues `message` routes to (possibly repeated).
+    pub fn route(&self, message: &Message, out: &mut Vec<Arc<str>>) {
+        match &self.index {
+            RoutingIndex::Direct(map) => {
+                if let Some(queues) = map.get(&*message.routing_key) {
+                    out.extend(queues.iter().cloned());
+                }
+            }
+            RoutingIndex::Fanout(queues) => out.extend(queues.iter().cloned()),
+            RoutingIndex::Topic(trie) => trie.route(&message.routing_key, out),
+            RoutingIndex::Headers(matchers) => {
+                if matchers.is_empty() {
+                    return;
+                }
+                let headers = message.headers();
+                for (matcher, queue) in matchers {
+                    if matcher.matches(headers.as_ref()) {
+                        out.push(queue.clone());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! A queue: its ready messages, its consumers, and dispatch between them.
+//!
+//! All of a queue's mutable state sits behind one lock, taken by whichever task
+//! publishes to, consumes from or settles messages of the queue. Dispatch runs
+//! inside that lock: it hands ready messages round-robin to consumers that have
+//! prefetch credit and whose connection is not congested.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::broker::mailbox::{Credit, Mailbox};
+use crate::broker::message::{Message, QueuedMessage};
+use crate::error::{AmqpError, AmqpResult};
+use crate::protocol::FieldTable;
+
+/// The identity of a connection, for exclusive queues and consumers.
+pub type ConnectionId = u64;
+
+/// Declared properties of a queue, fixed at creation.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Queue name.
+    pub name: Arc<str>,
+    /// Vhost name, for error texts.
+    pub vhost: Arc<str>,
+    /// Survives a broker restart.
+    pub durable: bool,
+    /// The owning connection of an exclusive queue.
+    pub exclusive_owner: Option<ConnectionId>,
+    /// Deleted when its last consumer goes.
+    pub auto_delete: bool,
+    /// Declared arguments (`x-…`).
+    pub arguments: FieldTable,
+}
+
+/// A consumer attached to a queue.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    /// Consumer tag, unique per channel.
+    pub tag: Arc<str>,
+    /// Channel the consumer lives on.
+    pub channel: u16,
+    /// Connection the consumer lives on.
+    pub connection: ConnectionId,
+    /// Where deliveries go.
+    pub mailbox: Arc<Mailbox>,
+    /// Prefetch accounting.
+    pub credit: Arc<Credit>,
+    /// Deliveries are settled on sending.
+    pub no_ack: bool,
+    /// No other consumer may attach while this one is here.
+    pub exclusive: bool,
+}
+
+/// A message queue.
+#[derive(Debug)]
+pub struct Queue {
+    /// The queue's declared properties.
+    pub config: QueueConfig,
+    state: Mutex<QueueState>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    ready: VecDeque<QueuedMessage>,
+    next_seq: u64,
+    consumers: Vec<Consumer>,
+    next_consumer: usize,
+    had_consumer: bool,
+    deleted: bool,
+}
+
+/// What a consumer removal left behind.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConsumerRemoval {
+    /// There was no such consumer.
+    NotFound,
+    /// The consumer is gone; the queue lives on.
+    Removed,
+    /// The consumer is gone and the auto-delete queue has none left: delete it.
+    RemovedLastOfAutoDelete,
+}
+
+impl Queue {
+    /// A new empty queue.
+    pub fn new(config: QueueConfig) -> Arc<Queue> {
+        Arc::new(Queue {
+            config,
+            state: Mutex::new(QueueState::default()),
+        })
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Ready messages (not counting those delivered and unacknowledged).
+    pub fn message_count(&self) -> u32 {
+        self.state.lock().ready.len() as u32
+    }
+
+    /// Attached consumers.
+    pub fn consumer_count(&self) -> u32 {
+        self.state.lock().consumers.len() as u32
+    }
+
+    /// Whether the queue has consumers.
+    pub fn in_use(&self) -> bool {
+        !self.state.lock().consumers.is_empty()
+    }
+
+    /// The exclusivity check RabbitMQ applies to every use of an exclusive queue.
+    pub fn check_access(&self, connection: ConnectionId) -> AmqpResult<()> {
+        match self.config.exclusive_owner {
+            Some(owner) if owner != connection => Err(self.locked()),
+            _ => Ok(()),
+        }
+    }
+
+    /// RabbitMQ's 405 for a queue another connection holds exclusively.
+    pub fn locked(&self) -> AmqpError {
+        AmqpError::resource_locked(format!(
+            "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be \
+             originally declared on another connection or the exclusive property value does \
+             not match that of the original declaration.",
+            self.config.name, self.config.vhost
+        ))
+    }
+
+    /// Appends a message and dispatches.
+    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+        let mut state = self.state.lock();
+        if state.deleted {
+            return;
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.ready.push_back(QueuedMessage {
+            seq,
+            message,
+            redelivered: false,
+        });
+        self.dispatch_locked(&mut state);
+    }
+
+    /// Takes the head message for `basic.get`, with the count left behind.
+    pub fn get(&self) -> Option<(QueuedMessage, u32)> {
+        let mut state = self.state.lock();
+        let message = state.ready.pop_front()?;
+        Some((message, state.ready.len() as u32))
+    }
+
+    /// Puts delivered messages back at their original places, marked redelivered.
+    pub fn requeue(self: &Arc<Self>, messages: impl IntoIterator<Item = QueuedMessage>) {
+        let mut state = self.state.lock();
+        for mut message in messages {
+            if state.deleted {
+                continue;
+            }
+            message.redelivered = true;
+            let at = state.ready.partition_point(|m| m.seq < message.seq);
+            state.ready.insert(at, message);
+        }
+        self.dispatch_locked(&mut state);
+    }
+
+    /// Attaches a consumer, enforcing exclusive consumption.
+    pub fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> AmqpResult<()> {
+        let mut state = self.state.lock();
+        if state.consumers.iter().any(|c| c.exclusive)
+            || (consumer.exclusive && !state.consumers.is_empty())
+        {
+            return Err(AmqpError::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                self.config.name, self.config.vhost
+            )));
+        }
+        state.consumers.push(consumer);
+        state.had_consumer = true;
+        self.dispatch_locked(&mut state);
+        Ok(())
+    }
+
+    /// Detaches a consumer.
+    pub fn remove_consumer(
+        &self,
+        connection: ConnectionId,
+        channel: u16,
+        tag: &str,
+    ) -> ConsumerRemoval {
+        let mut state = self.state.lock();
+        let before = state.consumers.len();
+        state
+            .consumers
+            .retain(|c| !(c.connection == connection && c.channel == channel && &*c.tag == tag));
+        if state.consumers.len() == before {
+            ConsumerRemoval::NotFound
+        } else if state.consumers.is_empty() && self.config.auto_delete && !state.deleted {
+            ConsumerRemoval::RemovedLastOfAutoDelete
+        } else {
+            ConsumerRemoval::Removed
+        }
+    }
+
+    /// Drops every ready message; returns how many.
+    pub fn purge(&self) -> u32 {
+        let mut state = self.state.lock();
+        let count = state.ready.len() as u32;
+        state.ready.clear();
+        count
+    }
+
+    /// Marks the queue deleted, tells its consumers, and returns its ready count.
+    pub fn delete(&self) -> u32 {
+        let mut state = self.state.lock();
+        state.deleted = true;
+        let count = state.ready.len() as u32;
+        state.ready.clear();
+        for consumer in state.consumers.drain(..) {
+            consumer.mailbox.cancel(consumer.channel, consumer.tag);
+        }
+        count
+    }
+
+    /// Hands ready messages to consumers that can take them.
+    pub fn dispatch(self: &Arc<Self>) {
+        let mut state = self.state.lock();
+        self.dispatch_locked(&mut state);
+    }
+
+    fn dispatch_locked(self: &Arc<Self>, state: &mut QueueState) {
+        while !state.ready.is_empty() {
+            let Some(index) = self.next_consumer_with_room(state) else {
+                return;
+            };
+            let consumer = &state.consumers[index];
+            let message = state.ready.pop_front().expect("ready is not empty");
+            let credit = (!consumer.no_ack).then(|| consumer.credit.clone());
+            let delivered = consumer.mailbox.deliver(
+                consumer.channel,
+                consumer.tag.clone(),
+                self.clone(),
+                message,
+                credit,
+            );
+            match delivered {
+                Ok(()) => state.next_consumer = index + 1,
+                Err(message) => {
+                    // The connection is closing and will detach the consumer.
+                    if !consumer.no_ack {
+                        consumer.credit.release(1);
+                    }
+                    state.ready.push_front(message);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The next consumer in round-robin order that may receive a message now.
+    fn next_consumer_with_room(self: &Arc<Self>, state: &QueueState) -> Option<usize> {
+        let count = state.consumers.len();
+        (0..count)
+            .map(|i| (state.next_consumer + i) % count)
+            .find(|&index| {
+                let consumer = &state.consumers[index];
+                if consumer.mailbox.park_if_congested(self) {
+                    return false;
+                }
+                consumer.no_ack || consumer.credit.try_acquire()
+            })
+    }
+}

@@ -1,0 +1,485 @@
+//! A virtual host: its exchanges, queues and bindings, and routing through them.
+//!
+//! Definitions sit behind one read-write lock: declarations take it for
+//! writing, publishes only for reading (to resolve the exchange and the bound
+//! queues), and the messages themselves go to the queues after it is released.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::broker::arguments::{QUEUE_EQUIVALENCE_KEYS, assert_equivalent};
+use crate::broker::exchange::{Binding, Exchange, ExchangeConfig, ExchangeKind};
+use crate::broker::message::Message;
+use crate::broker::names;
+use crate::broker::queue::{ConnectionId, Queue, QueueConfig};
+use crate::error::{AmqpError, AmqpResult};
+use crate::protocol::FieldTable;
+
+/// A virtual host.
+#[derive(Debug)]
+pub struct VHost {
+    name: Arc<str>,
+    definitions: RwLock<Definitions>,
+}
+
+#[derive(Debug, Default)]
+struct Definitions {
+    exchanges: HashMap<Arc<str>, Exchange>,
+    queues: HashMap<Arc<str>, Arc<Queue>>,
+}
+
+/// The fields of `exchange.declare` that shape an exchange.
+#[derive(Debug, Clone)]
+pub struct ExchangeDeclare {
+    /// Exchange name.
+    pub name: String,
+    /// Type name as sent by the client.
+    pub kind: String,
+    /// Only check that it exists.
+    pub passive: bool,
+    /// Survives restarts.
+    pub durable: bool,
+    /// Deleted with its last binding.
+    pub auto_delete: bool,
+    /// Not publishable by clients.
+    pub internal: bool,
+    /// Arguments.
+    pub arguments: FieldTable,
+}
+
+/// The fields of `queue.declare` that shape a queue.
+#[derive(Debug, Clone)]
+pub struct QueueDeclare {
+    /// Queue name; empty asks for a server-generated one.
+    pub name: String,
+    /// Only check that it exists.
+    pub passive: bool,
+    /// Survives restarts.
+    pub durable: bool,
+    /// Owned by the declaring connection.
+    pub exclusive: bool,
+    /// Deleted with its last consumer.
+    pub auto_delete: bool,
+    /// Arguments.
+    pub arguments: FieldTable,
+}
+
+/// What `queue.declare-ok` reports.
+#[derive(Debug)]
+pub struct DeclaredQueue {
+    /// The queue.
+    pub queue: Arc<Queue>,
+    /// Ready messages.
+    pub message_count: u32,
+    /// Attached consumers.
+    pub consumer_count: u32,
+}
+
+const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+];
+
+impl VHost {
+    /// A vhost with the standard `amq.*` exchanges.
+    pub fn new(name: &str) -> VHost {
+        let mut definitions = Definitions::default();
+        for (name, kind) in DEFAULT_EXCHANGES {
+            let config = ExchangeConfig {
+                name: Arc::from(*name),
+                kind: *kind,
+                durable: true,
+                auto_delete: false,
+                internal: false,
+                arguments: FieldTable::default(),
+            };
+            definitions
+                .exchanges
+                .insert(config.name.clone(), Exchange::new(config));
+        }
+        VHost {
+            name: Arc::from(name),
+            definitions: RwLock::new(definitions),
+        }
+    }
+
+    /// The vhost's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self, kind: &str, name: &str) -> String {
+        format!("{kind} '{name}' in vhost '{}'", self.name)
+    }
+
+    fn exchange_not_found(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no {}", self.describe("exchange", name)))
+    }
+
+    fn queue_not_found(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no {}", self.describe("queue", name)))
+    }
+
+    fn check_not_default_exchange(name: &str) -> AmqpResult<()> {
+        if name.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_name(kind: &str, name: &str) -> AmqpResult<()> {
+        if name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "{kind} name '{name}' contains reserved prefix 'amq.*'"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `exchange.declare`: creates the exchange or checks it is equivalent.
+    pub fn declare_exchange(&self, declare: ExchangeDeclare) -> AmqpResult<()> {
+        if declare.passive {
+            Self::check_not_default_exchange(&declare.name)?;
+            return match self
+                .definitions
+                .read()
+                .exchanges
+                .contains_key(declare.name.as_str())
+            {
+                true => Ok(()),
+                false => Err(self.exchange_not_found(&declare.name)),
+            };
+        }
+        let kind = ExchangeKind::parse(&declare.kind)?;
+        Self::check_not_default_exchange(&declare.name)?;
+        let mut definitions = self.definitions.write();
+        let Some(existing) = definitions.exchanges.get(declare.name.as_str()) else {
+            Self::check_name("exchange", &declare.name)?;
+            let config = ExchangeConfig {
+                name: Arc::from(declare.name.as_str()),
+                kind,
+                durable: declare.durable,
+                auto_delete: declare.auto_delete,
+                internal: declare.internal,
+                arguments: declare.arguments,
+            };
+            definitions
+                .exchanges
+                .insert(config.name.clone(), Exchange::new(config));
+            return Ok(());
+        };
+        let current = &existing.config;
+        let resource = self.describe("exchange", &declare.name);
+        let fields = [
+            (
+                "type",
+                current.kind.name().to_string(),
+                kind.name().to_string(),
+            ),
+            (
+                "durable",
+                current.durable.to_string(),
+                declare.durable.to_string(),
+            ),
+            (
+                "auto_delete",
+                current.auto_delete.to_string(),
+                declare.auto_delete.to_string(),
+            ),
+            (
+                "internal",
+                current.internal.to_string(),
+                declare.internal.to_string(),
+            ),
+        ];
+        for (field, current, requested) in fields {
+            if current != requested {
+                return Err(AmqpError::precondition_failed(format!(
+                    "inequivalent arg '{field}' for {resource}: received '{requested}' but current is '{current}'"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `exchange.delete`.
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> AmqpResult<()> {
+        Self::check_not_default_exchange(name)?;
+        if name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "deletion of system {} not allowed",
+                self.describe("exchange", name)
+            )));
+        }
+        let mut definitions = self.definitions.write();
+        match definitions.exchanges.get(name) {
+            None => Ok(()),
+            Some(exchange) if if_unused && exchange.has_bindings() => {
+                Err(AmqpError::precondition_failed(format!(
+                    "{} in use",
+                    self.describe("exchange", name)
+                )))
+            }
+            Some(_) => {
+                definitions.exchanges.remove(name);
+                Ok(())
+            }
+        }
+    }
+
+    /// `queue.declare`: creates the queue or checks it is equivalent.
+    pub fn declare_queue(
+        &self,
+        declare: QueueDeclare,
+        connection: ConnectionId,
+    ) -> AmqpResult<DeclaredQueue> {
+        if declare.passive {
+            let queue = self.queue(&declare.name)?;
+            queue.check_access(connection)?;
+            return Ok(Self::declared(queue));
+        }
+        let name = if declare.name.is_empty() {
+            names::generate("amq.gen")
+        } else {
+            Self::check_name("queue", &declare.name)?;
+            declare.name
+        };
+        let owner = declare.exclusive.then_some(connection);
+        let durable = declare.durable && !declare.exclusive;
+        let mut definitions = self.definitions.write();
+        if let Some(queue) = definitions.queues.get(name.as_str()) {
+            let config = &queue.config;
+            if config.exclusive_owner != owner {
+                // RabbitMQ's strict check: the exclusive flag must match too.
+                return Err(queue.locked());
+            }
+            let resource = self.describe("queue", &name);
+            for (field, current, requested) in [
+                ("durable", config.durable, durable),
+                ("auto_delete", config.auto_delete, declare.auto_delete),
+            ] {
+                if current != requested {
+                    return Err(AmqpError::precondition_failed(format!(
+                        "inequivalent arg '{field}' for {resource}: received '{requested}' but current is '{current}'"
+                    )));
+                }
+            }
+            assert_equivalent(
+                &config.arguments,
+                &declare.arguments,
+                QUEUE_EQUIVALENCE_KEYS,
+                &resource,
+            )?;
+            return Ok(Self::declared(queue.clone()));
+        }
+        let queue = Queue::new(QueueConfig {
+            name: Arc::from(name.as_str()),
+            vhost: self.name.clone(),
+            durable,
+            exclusive_owner: owner,
+            auto_delete: declare.auto_delete,
+            arguments: declare.arguments,
+        });
+        definitions
+            .queues
+            .insert(queue.config.name.clone(), queue.clone());
+        Ok(Self::declared(queue))
+    }
+
+    fn declared(queue: Arc<Queue>) -> DeclaredQueue {
+        DeclaredQueue {
+            message_count: queue.message_count(),
+            consumer_count: queue.consumer_count(),
+            queue,
+        }
+    }
+
+    /// Looks a queue up, or fails with RabbitMQ's 404.
+    pub fn queue(&self, name: &str) -> AmqpResult<Arc<Queue>> {
+        self.definitions
+            .read()
+            .queues
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.queue_not_found(name))
+    }
+
+    /// Looks a queue up and checks the connection may use it.
+    pub fn queue_for(&self, name: &str, connection: ConnectionId) -> AmqpResult<Arc<Queue>> {
+        let queue = self.queue(name)?;
+        queue.check_access(connection)?;
+        Ok(queue)
+    }
+
+    /// `queue.delete`: returns the number of messages deleted.
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        connection: ConnectionId,
+    ) -> AmqpResult<u32> {
+        let Ok(queue) = self.queue(name) else {
+            return Ok(0);
+        };
+        queue.check_access(connection)?;
+        if if_unused && queue.in_use() {
+            return Err(AmqpError::precondition_failed(format!(
+                "{} in use",
+                self.describe("queue", name)
+            )));
+        }
+        if if_empty && queue.message_count() > 0 {
+            return Err(AmqpError::precondition_failed(format!(
+                "{} not empty",
+                self.describe("queue", name)
+            )));
+        }
+        Ok(self.remove_queue(&queue))
+    }
+
+    /// Removes a queue with its bindings; returns its ready count.
+    pub fn remove_queue(&self, queue: &Arc<Queue>) -> u32 {
+        let mut definitions = self.definitions.write();
+        match definitions.queues.get(queue.name()) {
+            Some(current) if Arc::ptr_eq(current, queue) => {}
+            _ => return 0,
+        }
+        definitions.queues.remove(queue.name());
+        let mut emptied = Vec::new();
+        for (name, exchange) in definitions.exchanges.iter_mut() {
+            if exchange.remove_queue(queue.name())
+                && exchange.config.auto_delete
+                && !exchange.has_bindings()
+            {
+                emptied.push(name.clone());
+            }
+        }
+        for name in emptied {
+            definitions.exchanges.remove(&name);
+        }
+        queue.delete()
+    }
+
+    /// Deletes the exclusive queues of a closing connection.
+    pub fn drop_exclusive_queues(&self, connection: ConnectionId) {
+        let owned: Vec<Arc<Queue>> = self
+            .definitions
+            .read()
+            .queues
+            .values()
+            .filter(|q| q.config.exclusive_owner == Some(connection))
+            .cloned()
+            .collect();
+        for queue in owned {
+            self.remove_queue(&queue);
+        }
+    }
+
+    /// `queue.bind`.
+    pub fn bind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+        connection: ConnectionId,
+    ) -> AmqpResult<()> {
+        Self::check_not_default_exchange(exchange)?;
+        let mut definitions = self.definitions.write();
+        let (exchange, queue) = self.binding_ends(&mut definitions, exchange, queue, connection)?;
+        exchange.bind(Binding {
+            queue: queue.config.name.clone(),
+            routing_key: Arc::from(routing_key),
+            arguments,
+        })
+    }
+
+    /// `queue.unbind`; unbinding what is not bound succeeds, as in RabbitMQ.
+    pub fn unbind_queue(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+        connection: ConnectionId,
+    ) -> AmqpResult<()> {
+        Self::check_not_default_exchange(exchange)?;
+        let mut definitions = self.definitions.write();
+        let (exchange, queue) = self.binding_ends(&mut definitions, exchange, queue, connection)?;
+        let binding = Binding {
+            queue: queue.config.name.clone(),
+            routing_key: Arc::from(routing_key),
+            arguments,
+        };
+        if exchange.unbind(&binding) && exchange.config.auto_delete && !exchange.has_bindings() {
+            let name = exchange.config.name.clone();
+            definitions.exchanges.remove(&name);
+        }
+        Ok(())
+    }
+
+    /// Resolves both ends of a binding: the exchange first, as RabbitMQ reports it.
+    fn binding_ends<'d>(
+        &self,
+        definitions: &'d mut Definitions,
+        exchange: &str,
+        queue: &str,
+        connection: ConnectionId,
+    ) -> AmqpResult<(&'d mut Exchange, Arc<Queue>)> {
+        if !definitions.exchanges.contains_key(exchange) {
+            return Err(self.exchange_not_found(exchange));
+        }
+        let queue = definitions
+            .queues
+            .get(queue)
+            .cloned()
+            .ok_or_else(|| self.queue_not_found(queue))?;
+        queue.check_access(connection)?;
+        let exchange = definitions
+            .exchanges
+            .get_mut(exchange)
+            .expect("checked above");
+        Ok((exchange, queue))
+    }
+
+    /// Resolves the queues a message published to `exchange` reaches.
+    pub fn route(
+        &self,
+        exchange: &str,
+        message: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> AmqpResult<()> {
+        let definitions = self.definitions.read();
+        if exchange.is_empty() {
+            out.extend(definitions.queues.get(&*message.routing_key).cloned());
+            return Ok(());
+        }
+        let Some(exchange) = definitions.exchanges.get(exchange) else {
+            return Err(self.exchange_not_found(exchange));
+        };
+        if exchange.config.internal {
+            return Err(AmqpError::access_refused(format!(
+                "cannot publish to internal {}",
+                self.describe("exchange", &exchange.config.name)
+            )));
+        }
+        let mut names = Vec::new();
+        exchange.route(message, &mut names);
+        names.sort_unstable();
+        names.dedup();
+        out.extend(
+            names
+                .iter()
+                .filter_map(|name| definitions.queues.get(name).cloned()),
+        );
+        Ok(())
+    }
+}

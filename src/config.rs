@@ -1,0 +1,95 @@
+//! Typed settings: defaults, then a TOML file, then `WARREN_*` environment
+//! variables, then command-line flags — each layer overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Everything the broker can be configured with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// AMQP listen address (`WARREN_LISTEN`).
+    pub listen: SocketAddr,
+    /// Directory for persistent data (`WARREN_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Log filter, e.g. `info` or `warren=debug` (`WARREN_LOG`).
+    pub log: String,
+    /// The user created at start (`WARREN_DEFAULT_USER`).
+    pub default_user: String,
+    /// Its password (`WARREN_DEFAULT_PASS`).
+    pub default_pass: String,
+    /// Heartbeat interval offered to clients, seconds (`WARREN_HEARTBEAT`).
+    pub heartbeat: u16,
+    /// Largest frame offered to clients (`WARREN_FRAME_MAX`).
+    pub frame_max: u32,
+    /// Highest channel number offered to clients (`WARREN_CHANNEL_MAX`).
+    pub channel_max: u16,
+    /// Largest message body accepted, bytes (`WARREN_MAX_MESSAGE_SIZE`).
+    pub max_message_size: u64,
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`.
+    pub file: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<String>,
+    /// `--log`.
+    pub log: Option<String>,
+    /// `--default-user`.
+    pub default_user: Option<String>,
+    /// `--default-pass`.
+    pub default_pass: Option<String>,
+}
+
+impl Config {
+    /// Loads the layered configuration.
+    pub fn load(overrides: Overrides) -> Result<Config, config::ConfigError> {
+        let mut builder = config::Config::builder()
+            .set_default("listen", "127.0.0.1:5672")?
+            .set_default("data_dir", "data")?
+            .set_default("log", "info")?
+            .set_default("default_user", "guest")?
+            .set_default("default_pass", "guest")?
+            .set_default("heartbeat", 60)?
+            .set_default("frame_max", 131_072)?
+            .set_default("channel_max", 2047)?
+            .set_default("max_message_size", 134_217_728u64)?;
+        if let Some(file) = &overrides.file {
+            builder = builder
+                .add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(config::Environment::with_prefix("WARREN"));
+        for (key, value) in [
+            ("listen", overrides.listen),
+            ("data_dir", overrides.data_dir),
+            ("log", overrides.log),
+            ("default_user", overrides.default_user),
+            ("default_pass", overrides.default_pass),
+        ] {
+            builder = builder.set_override_option(key, value)?;
+        }
+        builder.build()?.try_deserialize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_defaults() {
+        let config = Config::load(Overrides {
+            listen: Some("127.0.0.1:5999".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(config.listen.port(), 5999);
+        assert_eq!(config.default_user, "guest");
+        assert_eq!(config.frame_max, 131_072);
+    }
+}

@@ -1,0 +1,811 @@
+//! One AMQP channel: publish assembly, consumers, unacknowledged deliveries,
+//! confirms and transactions.
+//!
+//! A channel lives inside its connection's task and is never shared, so none
+//! of its state needs a lock. It talks to the broker through the vhost and its
+//! queues, and writes replies into the connection's outbound buffer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use amq_protocol::protocol::{AMQPClass, basic, channel, confirm, exchange, queue, tx};
+use bytes::{Bytes, BytesMut};
+
+use crate::broker::mailbox::{ChannelCredit, Credit, Mailbox};
+use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::names;
+use crate::broker::queue::{ConnectionId, Consumer, ConsumerRemoval, Queue};
+use crate::broker::vhost::{ExchangeDeclare, QueueDeclare, VHost};
+use crate::error::{AmqpError, AmqpResult, ReplyCode};
+use crate::protocol::frame::{ContentHeader, PROPERTIES_OFFSET};
+use crate::protocol::{Method, ShortString, encode};
+
+/// What a channel needs from its connection while handling a method.
+pub struct Context<'a> {
+    /// The connection's identity (exclusive queues and consumers).
+    pub connection: ConnectionId,
+    /// The vhost the connection opened.
+    pub vhost: &'a Arc<VHost>,
+    /// Where this connection's deliveries arrive.
+    pub mailbox: &'a Arc<Mailbox>,
+    /// The outbound buffer.
+    pub out: &'a mut BytesMut,
+    /// Negotiated frame size limit.
+    pub frame_max: u32,
+    /// Largest message body accepted.
+    pub max_message_size: u64,
+}
+
+/// A consumer as its channel sees it.
+struct ChannelConsumer {
+    queue: Arc<Queue>,
+}
+
+/// A delivery awaiting ack, nack or reject.
+struct Unacked {
+    queue: Arc<Queue>,
+    message: QueuedMessage,
+    /// Prefetch credit to give back; `None` for `basic.get`.
+    credit: Option<Arc<Credit>>,
+}
+
+/// A publish whose content is still arriving.
+struct PendingPublish {
+    exchange: ShortString,
+    routing_key: ShortString,
+    mandatory: bool,
+    header: Option<(ContentHeader, Bytes)>,
+    body: Vec<Bytes>,
+    received: u64,
+}
+
+/// A message routed but not yet handed to its queues (inside a transaction).
+struct Routed {
+    message: Arc<Message>,
+    queues: Vec<Arc<Queue>>,
+    mandatory: bool,
+}
+
+/// Publisher-confirm bookkeeping: confirms are coalesced per batch of frames.
+#[derive(Default)]
+struct Confirms {
+    /// Sequence number of the last publish received.
+    published: u64,
+    /// Highest sequence number confirmed so far.
+    confirmed: u64,
+}
+
+/// Work a transaction holds until commit.
+#[derive(Default)]
+struct Transaction {
+    publishes: Vec<Routed>,
+    acks: Vec<(u64, Unacked)>,
+    rejects: Vec<(u64, Unacked)>,
+}
+
+/// An open channel.
+pub struct Channel {
+    id: u16,
+    closing: bool,
+    publish: Option<PendingPublish>,
+    consumers: HashMap<Arc<str>, ChannelConsumer>,
+    unacked: BTreeMap<u64, Unacked>,
+    next_delivery_tag: u64,
+    credit: Arc<ChannelCredit>,
+    consumer_prefetch: u32,
+    confirms: Option<Confirms>,
+    transaction: Option<Transaction>,
+    credit_released: bool,
+}
+
+impl Channel {
+    /// A freshly opened channel.
+    pub fn new(id: u16) -> Channel {
+        Channel {
+            id,
+            closing: false,
+            publish: None,
+            consumers: HashMap::new(),
+            unacked: BTreeMap::new(),
+            next_delivery_tag: 1,
+            credit: Arc::new(ChannelCredit::default()),
+            consumer_prefetch: 0,
+            confirms: None,
+            transaction: None,
+            credit_released: false,
+        }
+    }
+
+    /// Whether the server has closed this channel and awaits close-ok.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Handles a method addressed to this channel.
+    pub fn handle_method(&mut self, ctx: &mut Context, method: Method) -> AmqpResult<()> {
+        if let Some(publish) = &self.publish {
+            return Err(AmqpError::unexpected_frame(match publish.header {
+                None => {
+                    "expected content header for class 60, got non content header frame instead"
+                }
+                Some(_) => "expected content body, got non content body frame instead",
+            }));
+        }
+        match method {
+            AMQPClass::Channel(m) => self.channel_method(ctx, m),
+            AMQPClass::Exchange(m) => self.exchange_method(ctx, m),
+            AMQPClass::Queue(m) => self.queue_method(ctx, m),
+            AMQPClass::Basic(m) => self.basic_method(ctx, m),
+            AMQPClass::Confirm(confirm::AMQPMethod::Select(m)) => {
+                if self.transaction.is_some() {
+                    return Err(AmqpError::precondition_failed(
+                        "cannot switch from tx to confirm mode",
+                    ));
+                }
+                self.confirms.get_or_insert_with(Confirms::default);
+                if !m.nowait {
+                    self.reply(
+                        ctx,
+                        AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
+                    );
+                }
+                Ok(())
+            }
+            AMQPClass::Tx(m) => self.tx_method(ctx, m),
+            other => Err(AmqpError::command_invalid(format!(
+                "unexpected method {}.{} on a channel",
+                other.get_amqp_class_id(),
+                other.get_amqp_method_id()
+            ))),
+        }
+    }
+
+    fn reply(&self, ctx: &mut Context, method: Method) {
+        encode::method(ctx.out, self.id, &method);
+    }
+
+    fn channel_method(&mut self, ctx: &mut Context, method: channel::AMQPMethod) -> AmqpResult<()> {
+        match method {
+            channel::AMQPMethod::Open(_) => {
+                Err(AmqpError::channel_error("second 'channel.open' seen"))
+            }
+            channel::AMQPMethod::Flow(flow) if flow.active => {
+                self.reply(
+                    ctx,
+                    AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk {
+                        active: true,
+                    })),
+                );
+                Ok(())
+            }
+            // RabbitMQ stopped honouring consumer flow control in 3.3 and refuses it.
+            channel::AMQPMethod::Flow(_) => Err(AmqpError::not_implemented("active=false")),
+            channel::AMQPMethod::FlowOk(_) => Ok(()),
+            // Close and close-ok are handled by the connection, which owns the channel table.
+            other => Err(AmqpError::command_invalid(format!(
+                "unexpected method channel.{}",
+                AMQPClass::Channel(other).get_amqp_method_id()
+            ))),
+        }
+    }
+
+    fn exchange_method(
+        &mut self,
+        ctx: &mut Context,
+        method: exchange::AMQPMethod,
+    ) -> AmqpResult<()> {
+        match method {
+            exchange::AMQPMethod::Declare(d) => {
+                ctx.vhost.declare_exchange(ExchangeDeclare {
+                    name: d.exchange.to_string(),
+                    kind: d.kind.to_string(),
+                    passive: d.passive,
+                    durable: d.durable,
+                    auto_delete: d.auto_delete,
+                    internal: d.internal,
+                    arguments: d.arguments,
+                })?;
+                if !d.nowait {
+                    self.reply(
+                        ctx,
+                        AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(
+                            exchange::DeclareOk {},
+                        )),
+                    );
+                }
+                Ok(())
+            }
+            exchange::AMQPMethod::Delete(d) => {
+                ctx.vhost
+                    .delete_exchange(d.exchange.as_str(), d.if_unused)?;
+                if !d.nowait {
+                    self.reply(
+                        ctx,
+                        AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})),
+                    );
+                }
+                Ok(())
+            }
+            exchange::AMQPMethod::Bind(_) | exchange::AMQPMethod::Unbind(_) => {
+                Err(AmqpError::not_implemented("exchange-to-exchange bindings"))
+            }
+            other => Err(AmqpError::command_invalid(format!(
+                "unexpected method exchange.{}",
+                AMQPClass::Exchange(other).get_amqp_method_id()
+            ))),
+        }
+    }
+
+    fn queue_method(&mut self, ctx: &mut Context, method: queue::AMQPMethod) -> AmqpResult<()> {
+        let vhost = ctx.vhost;
+        let connection = ctx.connection;
+        match method {
+            queue::AMQPMethod::Declare(d) => {
+                let declared = vhost.declare_queue(
+                    QueueDeclare {
+                        name: d.queue.to_string(),
+                        passive: d.passive,
+                        durable: d.durable,
+                        exclusive: d.exclusive,
+                        auto_delete: d.auto_delete,
+                        arguments: d.arguments,
+                    },
+                    connection,
+                )?;
+                if !d.nowait {
+                    let ok = queue::DeclareOk {
+                        queue: declared.queue.name().into(),
+                        message_count: declared.message_count,
+                        consumer_count: declared.consumer_count,
+                    };
+                    self.reply(ctx, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)));
+                }
+                Ok(())
+            }
+            queue::AMQPMethod::Bind(b) => {
+                vhost.bind_queue(
+                    b.queue.as_str(),
+                    b.exchange.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments,
+                    connection,
+                )?;
+                if !b.nowait {
+                    self.reply(
+                        ctx,
+                        AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
+                    );
+                }
+                Ok(())
+            }
+            queue::AMQPMethod::Unbind(u) => {
+                vhost.unbind_queue(
+                    u.queue.as_str(),
+                    u.exchange.as_str(),
+                    u.routing_key.as_str(),
+                    u.arguments,
+                    connection,
+                )?;
+                self.reply(
+                    ctx,
+                    AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})),
+                );
+                Ok(())
+            }
+            queue::AMQPMethod::Purge(p) => {
+                let message_count = vhost.queue_for(p.queue.as_str(), connection)?.purge();
+                if !p.nowait {
+                    self.reply(
+                        ctx,
+                        AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk {
+                            message_count,
+                        })),
+                    );
+                }
+                Ok(())
+            }
+            queue::AMQPMethod::Delete(d) => {
+                let message_count =
+                    vhost.delete_queue(d.queue.as_str(), d.if_unused, d.if_empty, connection)?;
+                if !d.nowait {
+                    self.reply(
+                        ctx,
+                        AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+                            message_count,
+                        })),
+                    );
+                }
+                Ok(())
+            }
+            other => Err(AmqpError::command_invalid(format!(
+                "unexpected method queue.{}",
+                AMQPClass::Queue(other).get_amqp_method_id()
+            ))),
+        }
+    }
+
+    fn basic_method(&mut self, ctx: &mut Context, method: basic::AMQPMethod) -> AmqpResult<()> {
+        match method {
+            basic::AMQPMethod::Publish(p) => {
+                if p.immediate {
+                    return Err(AmqpError::not_implemented("immediate=true"));
+                }
+                self.publish = Some(PendingPublish {
+                    exchange: p.exchange,
+                    routing_key: p.routing_key,
+                    mandatory: p.mandatory,
+                    header: None,
+                    body: Vec::new(),
+                    received: 0,
+                });
+                Ok(())
+            }
+            basic::AMQPMethod::Qos(q) => {
+                if q.global {
+                    self.credit.set_limit(q.prefetch_count.into());
+                    self.credit_released = true;
+                } else {
+                    self.consumer_prefetch = q.prefetch_count.into();
+                }
+                self.reply(
+                    ctx,
+                    AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})),
+                );
+                Ok(())
+            }
+            basic::AMQPMethod::Consume(c) => self.consume(ctx, c),
+            basic::AMQPMethod::Cancel(c) => {
+                self.cancel_consumer(ctx, c.consumer_tag.as_str());
+                if !c.nowait {
+                    let ok = basic::CancelOk {
+                        consumer_tag: c.consumer_tag,
+                    };
+                    self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::CancelOk(ok)));
+                }
+                Ok(())
+            }
+            basic::AMQPMethod::Get(g) => self.get(ctx, g),
+            basic::AMQPMethod::Ack(a) => {
+                let settled = self.take_unacked(a.delivery_tag, a.multiple)?;
+                match &mut self.transaction {
+                    Some(tx) => tx.acks.extend(settled),
+                    None => self.settle(settled.into_iter().map(|(_, u)| u), false),
+                }
+                Ok(())
+            }
+            basic::AMQPMethod::Nack(n) => self.reject(n.delivery_tag, n.multiple, n.requeue),
+            basic::AMQPMethod::Reject(r) => self.reject(r.delivery_tag, false, r.requeue),
+            basic::AMQPMethod::RecoverAsync(r) => self.recover(r.requeue),
+            basic::AMQPMethod::Recover(r) => {
+                self.recover(r.requeue)?;
+                self.reply(
+                    ctx,
+                    AMQPClass::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})),
+                );
+                Ok(())
+            }
+            other => Err(AmqpError::command_invalid(format!(
+                "unexpected method basic.{}",
+                AMQPClass::Basic(other).get_amqp_method_id()
+            ))),
+        }
+    }
+
+    fn tx_method(&mut self, ctx: &mut Context, method: tx::AMQPMethod) -> AmqpResult<()> {
+        let not_transactional = || AmqpError::precondition_failed("channel is not transactional");
+        match method {
+            tx::AMQPMethod::Select(_) => {
+                if self.confirms.is_some() {
+                    return Err(AmqpError::precondition_failed(
+                        "cannot switch from confirm to tx mode",
+                    ));
+                }
+                self.transaction.get_or_insert_with(Transaction::default);
+                self.reply(
+                    ctx,
+                    AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})),
+                );
+                Ok(())
+            }
+            tx::AMQPMethod::Commit(_) => {
+                let tx = std::mem::take(self.transaction.as_mut().ok_or_else(not_transactional)?);
+                for routed in tx.publishes {
+                    self.deliver_routed(ctx, routed);
+                }
+                self.settle(tx.acks.into_iter().map(|(_, u)| u), false);
+                self.settle(tx.rejects.into_iter().map(|(_, u)| u), true);
+                self.reply(
+                    ctx,
+                    AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
+                );
+                Ok(())
+            }
+            tx::AMQPMethod::Rollback(_) => {
+                let tx = std::mem::take(self.transaction.as_mut().ok_or_else(not_transactional)?);
+                // Rolled-back acks leave their messages unacknowledged, as before.
+                self.unacked.extend(tx.acks);
+                self.unacked.extend(tx.rejects);
+                self.reply(
+                    ctx,
+                    AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
+                );
+                Ok(())
+            }
+            other => Err(AmqpError::command_invalid(format!(
+                "unexpected method tx.{}",
+                AMQPClass::Tx(other).get_amqp_method_id()
+            ))),
+        }
+    }
+
+    fn consume(&mut self, ctx: &mut Context, c: basic::Consume) -> AmqpResult<()> {
+        let queue = ctx.vhost.queue_for(c.queue.as_str(), ctx.connection)?;
+        let tag: Arc<str> = if c.consumer_tag.as_str().is_empty() {
+            Arc::from(names::generate("amq.ctag"))
+        } else {
+            Arc::from(c.consumer_tag.as_str())
+        };
+        if self.consumers.contains_key(&tag) {
+            return Err(AmqpError::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            )));
+        }
+        let prefetch = if c.no_ack { 0 } else { self.consumer_prefetch };
+        let credit = Arc::new(Credit::new(prefetch, self.credit.clone()));
+        let consumer = Consumer {
+            tag: tag.clone(),
+            channel: self.id,
+            connection: ctx.connection,
+            mailbox: ctx.mailbox.clone(),
+            credit,
+            no_ack: c.no_ack,
+            exclusive: c.exclusive,
+        };
+        queue.add_consumer(consumer)?;
+        // consume-ok still precedes every delivery: deliveries arrive through the
+        // mailbox, which this connection drains only after this method returns.
+        if !c.nowait {
+            let ok = basic::ConsumeOk {
+                consumer_tag: ShortString::from(&*tag),
+            };
+            self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)));
+        }
+        self.consumers.insert(tag, ChannelConsumer { queue });
+        Ok(())
+    }
+
+    /// Detaches a consumer; deletes its queue if it was the last of an auto-delete queue.
+    fn cancel_consumer(&mut self, ctx: &mut Context, tag: &str) {
+        let Some(consumer) = self.consumers.remove(tag) else {
+            return;
+        };
+        let removal = consumer.queue.remove_consumer(ctx.connection, self.id, tag);
+        if removal == ConsumerRemoval::RemovedLastOfAutoDelete {
+            ctx.vhost.remove_queue(&consumer.queue);
+        }
+    }
+
+    fn get(&mut self, ctx: &mut Context, g: basic::Get) -> AmqpResult<()> {
+        let queue = ctx.vhost.queue_for(g.queue.as_str(), ctx.connection)?;
+        let Some((message, message_count)) = queue.get() else {
+            self.reply(
+                ctx,
+                AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+            );
+            return Ok(());
+        };
+        let delivery_tag = self.next_tag();
+        let ok = basic::GetOk {
+            delivery_tag,
+            redelivered: message.redelivered,
+            exchange: (&*message.message.exchange).into(),
+            routing_key: (&*message.message.routing_key).into(),
+            message_count,
+        };
+        self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
+        encode::content(
+            ctx.out,
+            self.id,
+            &message.message.properties,
+            &message.message.body,
+            ctx.frame_max,
+        );
+        if !g.no_ack {
+            self.unacked.insert(
+                delivery_tag,
+                Unacked {
+                    queue,
+                    message,
+                    credit: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn next_tag(&mut self) -> u64 {
+        let tag = self.next_delivery_tag;
+        self.next_delivery_tag += 1;
+        tag
+    }
+
+    /// Removes the deliveries an ack/nack/reject names, or fails as RabbitMQ does.
+    fn take_unacked(
+        &mut self,
+        delivery_tag: u64,
+        multiple: bool,
+    ) -> AmqpResult<Vec<(u64, Unacked)>> {
+        if multiple && delivery_tag == 0 {
+            return Ok(std::mem::take(&mut self.unacked).into_iter().collect());
+        }
+        if !self.unacked.contains_key(&delivery_tag) {
+            return Err(AmqpError::precondition_failed(format!(
+                "unknown delivery tag {delivery_tag}"
+            )));
+        }
+        if multiple {
+            let rest = self.unacked.split_off(&(delivery_tag + 1));
+            Ok(std::mem::replace(&mut self.unacked, rest)
+                .into_iter()
+                .collect())
+        } else {
+            let unacked = self.unacked.remove(&delivery_tag).expect("checked above");
+            Ok(vec![(delivery_tag, unacked)])
+        }
+    }
+
+    fn reject(&mut self, delivery_tag: u64, multiple: bool, requeue: bool) -> AmqpResult<()> {
+        let settled = self.take_unacked(delivery_tag, multiple)?;
+        match &mut self.transaction {
+            Some(tx) if requeue => tx.rejects.extend(settled),
+            Some(tx) => tx.acks.extend(settled),
+            None => self.settle(settled.into_iter().map(|(_, u)| u), requeue),
+        }
+        Ok(())
+    }
+
+    /// Finishes deliveries: drops them, or puts them back in their queues.
+    fn settle(&mut self, settled: impl IntoIterator<Item = Unacked>, requeue: bool) {
+        let mut by_queue: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+        for unacked in settled {
+            if let Some(credit) = &unacked.credit {
+                credit.release(1);
+                self.credit_released = true;
+            }
+            if requeue {
+                match by_queue
+                    .iter_mut()
+                    .find(|(q, _)| Arc::ptr_eq(q, &unacked.queue))
+                {
+                    Some((_, messages)) => messages.push(unacked.message),
+                    None => by_queue.push((unacked.queue, vec![unacked.message])),
+                }
+            }
+        }
+        for (queue, messages) in by_queue {
+            queue.requeue(messages);
+        }
+    }
+
+    fn recover(&mut self, requeue: bool) -> AmqpResult<()> {
+        if !requeue {
+            return Err(AmqpError::not_implemented("requeue=false"));
+        }
+        let all = std::mem::take(&mut self.unacked);
+        self.settle(all.into_values(), true);
+        Ok(())
+    }
+
+    /// Handles a content header frame.
+    pub fn handle_header(
+        &mut self,
+        ctx: &mut Context,
+        header: ContentHeader,
+        payload: Bytes,
+    ) -> AmqpResult<()> {
+        let Some(publish) = self.publish.as_mut().filter(|p| p.header.is_none()) else {
+            return Err(AmqpError::unexpected_frame(
+                "expected method frame, got non method frame instead",
+            ));
+        };
+        if header.class_id != 60 {
+            return Err(AmqpError::unexpected_frame(format!(
+                "expected content header for class 60, got one for class {} instead",
+                header.class_id
+            )));
+        }
+        if header.body_size > ctx.max_message_size {
+            self.publish = None;
+            return Err(AmqpError::precondition_failed(format!(
+                "message size {} is larger than configured max size {}",
+                header.body_size, ctx.max_message_size
+            )));
+        }
+        publish.header = Some((header, payload.slice(PROPERTIES_OFFSET..)));
+        self.finish_publish_if_complete(ctx)
+    }
+
+    /// Handles a content body frame.
+    pub fn handle_body(&mut self, ctx: &mut Context, payload: Bytes) -> AmqpResult<()> {
+        let Some(publish) = self.publish.as_mut() else {
+            return Err(AmqpError::unexpected_frame(
+                "expected method frame, got non method frame instead",
+            ));
+        };
+        let Some((header, _)) = &publish.header else {
+            return Err(AmqpError::unexpected_frame(
+                "expected content header for class 60, got non content header frame instead",
+            ));
+        };
+        publish.received += payload.len() as u64;
+        if publish.received > header.body_size {
+            return Err(AmqpError::unexpected_frame(format!(
+                "received body of {} bytes, more than the announced {}",
+                publish.received, header.body_size
+            )));
+        }
+        publish.body.push(payload);
+        self.finish_publish_if_complete(ctx)
+    }
+
+    fn finish_publish_if_complete(&mut self, ctx: &mut Context) -> AmqpResult<()> {
+        let complete = matches!(&self.publish, Some(PendingPublish { header: Some((h, _)), received, .. }) if *received == h.body_size);
+        if !complete {
+            return Ok(());
+        }
+        let publish = self.publish.take().expect("checked above");
+        let (_, properties) = publish.header.expect("checked above");
+        let body = match publish.body.len() {
+            0 => Bytes::new(),
+            1 => publish.body.into_iter().next().expect("one part"),
+            _ => {
+                let mut joined = BytesMut::with_capacity(publish.received as usize);
+                publish
+                    .body
+                    .iter()
+                    .for_each(|part| joined.extend_from_slice(part));
+                joined.freeze()
+            }
+        };
+        let message = Arc::new(Message {
+            exchange: Arc::from(publish.exchange.as_str()),
+            routing_key: Arc::from(publish.routing_key.as_str()),
+            properties,
+            body,
+        });
+        let mut queues = Vec::new();
+        ctx.vhost
+            .route(publish.exchange.as_str(), &message, &mut queues)?;
+        let routed = Routed {
+            message,
+            queues,
+            mandatory: publish.mandatory,
+        };
+        if let Some(confirms) = &mut self.confirms {
+            confirms.published += 1;
+        }
+        match &mut self.transaction {
+            Some(tx) => tx.publishes.push(routed),
+            None => self.deliver_routed(ctx, routed),
+        }
+        Ok(())
+    }
+
+    fn deliver_routed(&mut self, ctx: &mut Context, routed: Routed) {
+        if routed.queues.is_empty() {
+            if routed.mandatory {
+                let message = &routed.message;
+                let ret = basic::Return {
+                    reply_code: ReplyCode::NoRoute as u16,
+                    reply_text: "NO_ROUTE".into(),
+                    exchange: (&*message.exchange).into(),
+                    routing_key: (&*message.routing_key).into(),
+                };
+                self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::Return(ret)));
+                encode::content(
+                    ctx.out,
+                    self.id,
+                    &message.properties,
+                    &message.body,
+                    ctx.frame_max,
+                );
+            }
+            return;
+        }
+        for queue in &routed.queues {
+            queue.publish(routed.message.clone());
+        }
+    }
+
+    /// Writes a delivery from the mailbox, or gives it back if its consumer is gone.
+    pub fn deliver(
+        &mut self,
+        ctx: &mut Context,
+        consumer_tag: &Arc<str>,
+        queue: Arc<Queue>,
+        message: QueuedMessage,
+        credit: Option<Arc<Credit>>,
+    ) {
+        if self.closing || !self.consumers.contains_key(consumer_tag) {
+            if let Some(credit) = credit {
+                credit.release(1);
+            }
+            queue.requeue([message]);
+            return;
+        }
+        let delivery_tag = self.next_tag();
+        let m = &message.message;
+        encode::deliver(
+            ctx.out,
+            self.id,
+            consumer_tag,
+            delivery_tag,
+            message.redelivered,
+            &m.exchange,
+            &m.routing_key,
+        );
+        encode::content(ctx.out, self.id, &m.properties, &m.body, ctx.frame_max);
+        if credit.is_some() {
+            self.unacked.insert(
+                delivery_tag,
+                Unacked {
+                    queue,
+                    message,
+                    credit,
+                },
+            );
+        }
+    }
+
+    /// Tells the client its consumer's queue is gone (consumer_cancel_notify).
+    pub fn consumer_cancelled(&mut self, ctx: &mut Context, consumer_tag: &str, notify: bool) {
+        if self.consumers.remove(consumer_tag).is_some() && notify && !self.closing {
+            let cancel = basic::Cancel {
+                consumer_tag: consumer_tag.into(),
+                nowait: true,
+            };
+            self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)));
+        }
+    }
+
+    /// End of a batch of frames: coalesced confirms, and dispatch where credit came back.
+    pub fn end_of_batch(&mut self, ctx: &mut Context) {
+        if let Some(confirms) = &mut self.confirms
+            && confirms.published > confirms.confirmed
+        {
+            let multiple = confirms.published - confirms.confirmed > 1;
+            confirms.confirmed = confirms.published;
+            encode::basic_ack(ctx.out, self.id, confirms.published, multiple);
+        }
+        if std::mem::take(&mut self.credit_released) {
+            let mut seen: Vec<*const Queue> = Vec::new();
+            for consumer in self.consumers.values() {
+                if !seen.contains(&Arc::as_ptr(&consumer.queue)) {
+                    seen.push(Arc::as_ptr(&consumer.queue));
+                    consumer.queue.dispatch();
+                }
+            }
+        }
+    }
+
+    /// Marks the channel closed by the server, releasing everything it holds.
+    pub fn close_by_server(&mut self, ctx: &mut Context) {
+        self.release(ctx);
+        self.closing = true;
+    }
+
+    /// Releases consumers and requeues unacknowledged deliveries (channel or connection end).
+    pub fn release(&mut self, ctx: &mut Context) {
+        self.publish = None;
+        let tags: Vec<Arc<str>> = self.consumers.keys().cloned().collect();
+        for tag in tags {
+            self.cancel_consumer(ctx, &tag);
+        }
+        let unacked = std::mem::take(&mut self.unacked);
+        let mut pending: Vec<Unacked> = unacked.into_values().collect();
+        if let Some(tx) = self.transaction.take() {
+            pending.extend(tx.acks.into_iter().chain(tx.rejects).map(|(_, u)| u));
+        }
+        self.settle(pending, true);
+    }
+}

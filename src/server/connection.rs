@@ -1,0 +1,217 @@
+//! One client connection: a single task that reads frames, drains the
+//! mailbox, and writes the outbound buffer, all in one `select!` loop.
+//!
+//! Keeping the whole connection in one task means channel state needs no
+//! locks and many deliveries leave in one write. Backpressure falls out of the
+//! loop: while the outbound buffer is over its limit the task stops reading
+//! the socket and stops draining its mailbox, so a client that does not read
+//! stops being served, and its queues keep their messages.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::Instrument;
+
+use crate::broker::Broker;
+use crate::broker::mailbox::Event;
+use crate::error::{AmqpError, ReplyCode};
+use crate::protocol::encode;
+use crate::protocol::frame::split_frame;
+use crate::server::handshake::{self, Limits, Refused};
+use crate::server::session::{Phase, Session};
+
+/// Outbound bytes above which the connection stops reading and delivering.
+const OUTBOUND_HIGH_WATER: usize = 1 << 20;
+/// Events taken from the mailbox per turn of the loop.
+const EVENT_BATCH: usize = 256;
+/// How long the broker waits for close-ok after sending connection.close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// RabbitMQ's handshake timeout.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Per-connection settings from the broker configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSettings {
+    /// Limits offered in connection.tune.
+    pub limits: Limits,
+    /// Largest message body accepted.
+    pub max_message_size: u64,
+}
+
+/// Serves one client socket until it closes or the broker shuts down.
+pub async fn serve(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    settings: ConnectionSettings,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut inbuf = BytesMut::with_capacity(64 * 1024);
+    let handshake = handshake::handshake(&mut stream, &mut inbuf, &broker, settings.limits, peer);
+    let opened = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(Refused::Error { error, send_close })) => {
+            tracing::warn!(%peer, error = %error, "connection refused during handshake");
+            if send_close {
+                let _ = handshake::refuse(&mut stream, &mut inbuf, &error).await;
+            }
+            return;
+        }
+        Ok(Err(Refused::BadHeader)) => {
+            tracing::warn!(%peer, "bad protocol header; sent ours and closed");
+            return;
+        }
+        Ok(Err(Refused::Io(e))) => {
+            tracing::debug!(%peer, error = %e, "connection ended during handshake");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "handshake timed out");
+            return;
+        }
+    };
+    let span =
+        tracing::info_span!("connection", %peer, user = %opened.user, vhost = opened.vhost.name());
+    let (session, events) = Session::new(
+        broker.next_connection_id(),
+        opened.vhost,
+        opened.tuning,
+        opened.consumer_cancel_notify,
+        settings.max_message_size,
+    );
+    let frame_max = opened.tuning.frame_max;
+    let heartbeat = Duration::from_secs(opened.tuning.heartbeat.into());
+    run_session(
+        stream, inbuf, session, events, frame_max, heartbeat, shutdown,
+    )
+    .instrument(span)
+    .await;
+}
+
+/// The open connection's loop, until the client or the broker ends it.
+async fn run_session(
+    stream: TcpStream,
+    mut inbuf: BytesMut,
+    mut session: Session,
+    mut events: UnboundedReceiver<Event>,
+    frame_max: u32,
+    heartbeat: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tracing::info!(
+        heartbeat = heartbeat.as_secs(),
+        frame_max,
+        "connection opened"
+    );
+    let (mut reader, mut writer) = stream.into_split();
+    let mut heartbeat_tick = tokio::time::interval(if heartbeat.is_zero() {
+        Duration::from_secs(3600)
+    } else {
+        heartbeat
+    });
+    heartbeat_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_read = Instant::now();
+    let mut wrote_since_tick = false;
+    let mut close_deadline: Option<Instant> = None;
+    let mut batch = Vec::with_capacity(EVENT_BATCH);
+
+    loop {
+        if session.phase() == Phase::Closed && session.out.is_empty() {
+            break;
+        }
+        if session.phase() == Phase::Closing && close_deadline.is_none() {
+            close_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+        }
+        let room = session.out.len() < OUTBOUND_HIGH_WATER;
+        let reading = room && session.phase() != Phase::Closed;
+        if inbuf.capacity() - inbuf.len() < 16 * 1024 {
+            inbuf.reserve(64 * 1024);
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut inbuf), if reading => {
+                match read {
+                    Ok(0) | Err(_) => {
+                        if session.phase() == Phase::Open {
+                            tracing::info!("client closed the socket without connection.close");
+                        }
+                        break;
+                    }
+                    Ok(_) => {
+                        last_read = Instant::now();
+                        loop {
+                            match split_frame(&mut inbuf, frame_max) {
+                                Ok(Some(frame)) => session.handle_frame(frame),
+                                Ok(None) => break,
+                                Err(error) => {
+                                    session.close(error);
+                                    inbuf.clear();
+                                    break;
+                                }
+                            }
+                        }
+                        session.end_of_batch();
+                    }
+                }
+            }
+            taken = events.recv_many(&mut batch, EVENT_BATCH), if room => {
+                for event in batch.drain(..) {
+                    session.handle_event(event);
+                }
+                session.mailbox().taken(taken);
+            }
+            written = writer.write(&session.out), if !session.out.is_empty() => {
+                match written {
+                    Ok(n) => {
+                        session.out.advance(n);
+                        wrote_since_tick = true;
+                    }
+                    Err(e) => {
+                        tracing::info!(error = %e, "socket write failed");
+                        break;
+                    }
+                }
+            }
+            _ = heartbeat_tick.tick(), if !heartbeat.is_zero() => {
+                if last_read.elapsed() > heartbeat * 2 {
+                    tracing::warn!(timeout = ?heartbeat, "missed heartbeats from client, closing");
+                    break;
+                }
+                if !wrote_since_tick {
+                    encode::heartbeat(&mut session.out);
+                }
+                wrote_since_tick = false;
+            }
+            _ = sleep_until(close_deadline) => {
+                tracing::info!("no close-ok from client; closing socket");
+                break;
+            }
+            changed = shutdown.changed(), if session.phase() == Phase::Open => {
+                if changed.is_err() || *shutdown.borrow() {
+                    session.close(AmqpError::new(
+                        ReplyCode::ConnectionForced,
+                        "broker forced connection closure with reason 'shutdown'",
+                    ));
+                }
+            }
+        }
+    }
+    session.release_channels();
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer.write_all(&session.out)).await;
+    let _ = writer.shutdown().await;
+    tracing::info!("connection closed");
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,350 @@
+//! An open AMQP connection's state machine: frames in, replies and deliveries out.
+//!
+//! The session owns the channel table and the outbound buffer. It never
+//! touches the socket: the connection task feeds it frames and mailbox events
+//! and writes whatever it leaves in [`Session::out`]. Every error becomes a
+//! close here, in one place: channel errors close their channel, the rest the
+//! connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use amq_protocol::protocol::{AMQPClass, channel, connection};
+use bytes::BytesMut;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::broker::mailbox::{Event, Mailbox};
+use crate::broker::queue::ConnectionId;
+use crate::broker::vhost::VHost;
+use crate::error::{AmqpError, AmqpResult, Scope};
+use crate::protocol::frame::{
+    FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, Frame, decode_content_header,
+    decode_method,
+};
+use crate::protocol::{Method, encode};
+use crate::server::channel::{Channel, Context};
+
+/// Limits agreed in connection.tune / tune-ok.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Highest channel number the client may use.
+    pub channel_max: u16,
+    /// Largest frame, framing included (0 = no limit).
+    pub frame_max: u32,
+    /// Heartbeat interval in seconds (0 = none).
+    pub heartbeat: u16,
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Serving methods.
+    Open,
+    /// The server sent connection.close and waits for close-ok.
+    Closing,
+    /// Done: flush what is buffered and drop the socket.
+    Closed,
+}
+
+/// The state of one open connection.
+pub struct Session {
+    id: ConnectionId,
+    vhost: Arc<VHost>,
+    mailbox: Arc<Mailbox>,
+    /// Bytes waiting to be written to the socket.
+    pub out: BytesMut,
+    channels: HashMap<u16, Channel>,
+    tuning: Tuning,
+    consumer_cancel_notify: bool,
+    max_message_size: u64,
+    phase: Phase,
+}
+
+impl Session {
+    /// A session on `vhost`, with the mailbox its consumers receive through.
+    pub fn new(
+        id: ConnectionId,
+        vhost: Arc<VHost>,
+        tuning: Tuning,
+        consumer_cancel_notify: bool,
+        max_message_size: u64,
+    ) -> (Session, UnboundedReceiver<Event>) {
+        let (mailbox, events) = Mailbox::new();
+        let session = Session {
+            id,
+            vhost,
+            mailbox,
+            out: BytesMut::with_capacity(64 * 1024),
+            channels: HashMap::new(),
+            tuning,
+            consumer_cancel_notify,
+            max_message_size,
+            phase: Phase::Open,
+        };
+        (session, events)
+    }
+
+    /// Where the connection is in its life.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The connection's mailbox (for the connection task to acknowledge drained events).
+    pub fn mailbox(&self) -> &Arc<Mailbox> {
+        &self.mailbox
+    }
+
+    fn parts(&mut self) -> (&mut HashMap<u16, Channel>, Context<'_>) {
+        let ctx = Context {
+            connection: self.id,
+            vhost: &self.vhost,
+            mailbox: &self.mailbox,
+            out: &mut self.out,
+            frame_max: self.tuning.frame_max,
+            max_message_size: self.max_message_size,
+        };
+        (&mut self.channels, ctx)
+    }
+
+    /// Handles one frame from the client.
+    pub fn handle_frame(&mut self, frame: Frame) {
+        let channel = frame.channel;
+        let result = match self.phase {
+            Phase::Open => self.dispatch(frame),
+            Phase::Closing => {
+                self.while_closing(frame);
+                Ok(())
+            }
+            Phase::Closed => Ok(()),
+        };
+        if let Err(error) = result {
+            self.fail(channel, error);
+        }
+    }
+
+    /// After close was sent only close (answered) and close-ok (awaited) matter.
+    fn while_closing(&mut self, frame: Frame) {
+        if frame.kind != FRAME_METHOD || frame.channel != 0 {
+            return;
+        }
+        match decode_method(&frame.payload) {
+            Ok(AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => {
+                self.phase = Phase::Closed
+            }
+            Ok(AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
+                self.send(
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+                );
+                self.phase = Phase::Closed;
+            }
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, frame: Frame) -> AmqpResult<()> {
+        match frame.kind {
+            FRAME_HEARTBEAT if frame.channel == 0 => Ok(()),
+            FRAME_HEARTBEAT => Err(AmqpError::frame_error(
+                "heartbeat frame on non-zero channel",
+            )),
+            FRAME_METHOD => {
+                let method = decode_method(&frame.payload)?;
+                let (class_id, method_id) =
+                    (method.get_amqp_class_id(), method.get_amqp_method_id());
+                let result = if frame.channel == 0 {
+                    self.connection_method(method)
+                } else {
+                    self.channel_method(frame.channel, method)
+                };
+                result.map_err(|e| e.in_method(class_id, method_id))
+            }
+            FRAME_HEADER | FRAME_BODY => self.content(frame),
+            other => Err(AmqpError::frame_error(format!(
+                "unknown frame type {other}"
+            ))),
+        }
+    }
+
+    fn connection_method(&mut self, method: Method) -> AmqpResult<()> {
+        match method {
+            AMQPClass::Connection(connection::AMQPMethod::Close(close)) => {
+                tracing::debug!(code = close.reply_code, text = %close.reply_text, "client closed connection");
+                self.send(
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+                );
+                self.release_channels();
+                self.phase = Phase::Closed;
+                Ok(())
+            }
+            AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Ok(()),
+            other => Err(AmqpError::command_invalid(format!(
+                "unexpected method {}.{} on channel 0",
+                other.get_amqp_class_id(),
+                other.get_amqp_method_id()
+            ))),
+        }
+    }
+
+    fn channel_method(&mut self, id: u16, method: Method) -> AmqpResult<()> {
+        if id > self.tuning.channel_max {
+            return Err(AmqpError::channel_error(format!(
+                "channel id {id} exceeds negotiated channel_max {}",
+                self.tuning.channel_max
+            )));
+        }
+        match method {
+            AMQPClass::Channel(channel::AMQPMethod::Open(_))
+                if !self.channels.contains_key(&id) =>
+            {
+                self.channels.insert(id, Channel::new(id));
+                self.send(
+                    id,
+                    AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
+                );
+                Ok(())
+            }
+            AMQPClass::Channel(channel::AMQPMethod::Close(_)) => {
+                let (channels, mut ctx) = self.parts();
+                if let Some(mut channel) = channels.remove(&id) {
+                    channel.release(&mut ctx);
+                }
+                self.send(
+                    id,
+                    AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+                );
+                Ok(())
+            }
+            AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => {
+                if self.channels.get(&id).is_some_and(Channel::is_closing) {
+                    self.channels.remove(&id);
+                }
+                Ok(())
+            }
+            AMQPClass::Connection(_) => Err(AmqpError::command_invalid(format!(
+                "connection method on channel {id}"
+            ))),
+            method => {
+                let (channels, mut ctx) = self.parts();
+                match channels.get_mut(&id) {
+                    None => Err(AmqpError::channel_error("expected 'channel.open'")),
+                    Some(channel) if channel.is_closing() => Ok(()),
+                    Some(channel) => channel.handle_method(&mut ctx, method),
+                }
+            }
+        }
+    }
+
+    fn content(&mut self, frame: Frame) -> AmqpResult<()> {
+        let (channels, mut ctx) = self.parts();
+        let Some(channel) = channels.get_mut(&frame.channel) else {
+            return Err(AmqpError::channel_error("expected 'channel.open'"));
+        };
+        if channel.is_closing() {
+            return Ok(());
+        }
+        let result = if frame.kind == FRAME_HEADER {
+            let header = decode_content_header(&frame.payload)?;
+            channel.handle_header(&mut ctx, header, frame.payload)
+        } else {
+            channel.handle_body(&mut ctx, frame.payload)
+        };
+        // Routing errors surface once the content is complete; RabbitMQ reports them against basic.publish.
+        result.map_err(|e| e.in_method(60, 40))
+    }
+
+    /// Handles an event from the mailbox.
+    pub fn handle_event(&mut self, event: Event) {
+        let notify = self.consumer_cancel_notify;
+        let (channels, mut ctx) = self.parts();
+        match event {
+            Event::Deliver {
+                channel,
+                consumer_tag,
+                queue,
+                message,
+                credit,
+            } => match channels.get_mut(&channel) {
+                Some(ch) => ch.deliver(&mut ctx, &consumer_tag, queue, message, credit),
+                None => {
+                    if let Some(credit) = credit {
+                        credit.release(1);
+                    }
+                    queue.requeue([message]);
+                }
+            },
+            Event::ConsumerCancelled {
+                channel,
+                consumer_tag,
+            } => {
+                if let Some(ch) = channels.get_mut(&channel) {
+                    ch.consumer_cancelled(&mut ctx, &consumer_tag, notify);
+                }
+            }
+        }
+    }
+
+    /// Called after each batch of frames: flushes coalesced confirms and re-dispatches.
+    pub fn end_of_batch(&mut self) {
+        let (channels, mut ctx) = self.parts();
+        for channel in channels.values_mut() {
+            channel.end_of_batch(&mut ctx);
+        }
+    }
+
+    /// Closes the connection from the server side with `error`.
+    pub fn close(&mut self, error: AmqpError) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        let close = connection::Close {
+            reply_code: error.code as u16,
+            reply_text: error.reply_text(),
+            class_id: error.class_id,
+            method_id: error.method_id,
+        };
+        self.send(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Close(close)),
+        );
+        self.release_channels();
+        self.phase = Phase::Closing;
+    }
+
+    fn fail(&mut self, channel_id: u16, error: AmqpError) {
+        if error.scope == Scope::Connection || channel_id == 0 {
+            tracing::warn!(error = %error, "closing connection");
+            self.close(error);
+            return;
+        }
+        tracing::debug!(channel = channel_id, error = %error, "closing channel");
+        let close = channel::Close {
+            reply_code: error.code as u16,
+            reply_text: error.reply_text(),
+            class_id: error.class_id,
+            method_id: error.method_id,
+        };
+        self.send(
+            channel_id,
+            AMQPClass::Channel(channel::AMQPMethod::Close(close)),
+        );
+        let (channels, mut ctx) = self.parts();
+        if let Some(channel) = channels.get_mut(&channel_id) {
+            channel.close_by_server(&mut ctx);
+        }
+    }
+
+    /// Releases every channel's consumers and unacknowledged messages, and exclusive queues.
+    pub fn release_channels(&mut self) {
+        let (channels, mut ctx) = self.parts();
+        for (_, mut channel) in channels.drain() {
+            channel.release(&mut ctx);
+        }
+        self.vhost.drop_exclusive_queues(self.id);
+    }
+
+    fn send(&mut self, channel: u16, method: Method) {
+        encode::method(&mut self.out, channel, &method);
+    }
+}

@@ -1,0 +1,71 @@
+//! An in-process broker for end-to-end tests: real sockets, ephemeral port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
+
+use crate::config::{Config, Overrides};
+
+/// A broker running on its own thread and runtime until dropped.
+pub struct InProcessServer {
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    shutdown: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl InProcessServer {
+    /// Starts a broker on 127.0.0.1 with an ephemeral port and a fresh data directory.
+    pub fn start() -> InProcessServer {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let data_dir = std::env::temp_dir().join(format!(
+            "warren-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut config = Config::load(Overrides::default()).expect("default configuration");
+        config.listen = "127.0.0.1:0".parse().expect("literal address");
+        config.data_dir = data_dir.clone();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async move {
+                let server = crate::run::bind(&config).await.expect("bind test broker");
+                addr_tx
+                    .send(server.local_addr().expect("bound address"))
+                    .expect("test waits");
+                server.run(shutdown_rx).await;
+            });
+        });
+        let addr = addr_rx.recv().expect("test broker started");
+        InProcessServer {
+            addr,
+            data_dir,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    /// The address the broker listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for InProcessServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
