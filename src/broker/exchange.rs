@@ -11,14 +11,14 @@ use crate::broker::headers::HeadersBinding;
 use crate::broker::message::Message;
 use crate::broker::topic::TopicIndex;
 use crate::error::{AmqpError, AmqpResult};
-use crate::protocol::FieldTable;
+use crate::protocol::{AMQPValue, FieldTable};
 
 /// The routing algorithm of an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExchangeKind {
     /// Routing key equals binding key.
     Direct,
-    /// Every bound queue.
+    /// Every binding.
     Fanout,
     /// Dot-separated patterns with `*` and `#`.
     Topic,
@@ -34,7 +34,7 @@ impl ExchangeKind {
             "fanout" => Ok(ExchangeKind::Fanout),
             "topic" => Ok(ExchangeKind::Topic),
             "headers" => Ok(ExchangeKind::Headers),
-            other => Err(AmqpError::command_invalid(format!(
+            other => Err(AmqpError::precondition_failed(format!(
                 "unknown exchange type '{other}'"
             ))),
         }
@@ -68,11 +68,20 @@ pub struct ExchangeConfig {
     pub arguments: FieldTable,
 }
 
-/// A binding from an exchange to a queue.
+/// Where a binding leads: a queue, or another exchange (RabbitMQ's exchange-to-exchange bindings).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Destination {
+    /// A queue, by name.
+    Queue(Arc<str>),
+    /// An exchange, by name.
+    Exchange(Arc<str>),
+}
+
+/// A binding from an exchange to a destination.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
-    /// Destination queue name.
-    pub queue: Arc<str>,
+    /// Where matching messages go.
+    pub destination: Destination,
     /// Binding key.
     pub routing_key: Arc<str>,
     /// Binding arguments.
@@ -90,10 +99,10 @@ pub struct Exchange {
 
 #[derive(Debug)]
 enum RoutingIndex {
-    Direct(HashMap<Arc<str>, Vec<Arc<str>>>),
-    Fanout(Vec<Arc<str>>),
-    Topic(TopicIndex<Arc<str>>),
-    Headers(Vec<(HeadersBinding, Arc<str>)>),
+    Direct(HashMap<Arc<str>, Vec<Destination>>),
+    Fanout(Vec<Destination>),
+    Topic(TopicIndex<Destination>),
+    Headers(Vec<(HeadersBinding, Destination)>),
 }
 
 impl Exchange {
@@ -112,6 +121,17 @@ impl Exchange {
         }
     }
 
+    /// The `alternate-exchange` argument: where messages go that route nowhere.
+    pub fn alternate_exchange(&self) -> Option<Arc<str>> {
+        match self.config.arguments.inner().get("alternate-exchange")? {
+            AMQPValue::LongString(name) => {
+                Some(Arc::from(String::from_utf8_lossy(name.as_bytes())))
+            }
+            AMQPValue::ShortString(name) => Some(Arc::from(name.as_str())),
+            _ => None,
+        }
+    }
+
     /// Whether the exchange is bound to anything.
     pub fn has_bindings(&self) -> bool {
         !self.bindings.is_empty()
@@ -122,20 +142,20 @@ impl Exchange {
         if self.bindings.contains(&binding) {
             return Ok(());
         }
-        let queue = binding.queue.clone();
+        let destination = binding.destination.clone();
         match &mut self.index {
             RoutingIndex::Direct(map) => map
                 .entry(binding.routing_key.clone())
                 .or_default()
-                .push(queue),
-            RoutingIndex::Fanout(queues) => queues.push(queue),
+                .push(destination),
+            RoutingIndex::Fanout(queues) => queues.push(destination),
             RoutingIndex::Topic(trie) => {
-                trie.bind(&binding.routing_key, queue);
+                trie.bind(&binding.routing_key, destination);
             }
             RoutingIndex::Headers(matchers) => {
                 let matcher = HeadersBinding::parse(&binding.arguments)
                     .map_err(AmqpError::precondition_failed)?;
-                matchers.push((matcher, queue));
+                matchers.push((matcher, destination));
             }
         }
         self.bindings.push(binding);
@@ -152,15 +172,15 @@ impl Exchange {
         true
     }
 
-    /// Removes every binding to `queue`; true if there were any.
-    pub fn remove_queue(&mut self, queue: &str) -> bool {
+    /// Removes every binding to `destination`; true if there were any.
+    pub fn remove_destination(&mut self, destination: &Destination) -> bool {
         let removed: Vec<Binding> = self
             .bindings
             .iter()
-            .filter(|b| &*b.queue == queue)
+            .filter(|b| b.destination == *destination)
             .cloned()
             .collect();
-        self.bindings.retain(|b| &*b.queue != queue);
+        self.bindings.retain(|b| b.destination != *destination);
         for binding in &removed {
             self.rebuild_entry(binding);
         }
@@ -172,27 +192,27 @@ impl Exchange {
         let still_bound = |key: &str, bindings: &[Binding]| {
             bindings
                 .iter()
-                .any(|b| b.queue == removed.queue && &*b.routing_key == key)
+                .any(|b| b.destination == removed.destination && &*b.routing_key == key)
         };
         match &mut self.index {
             RoutingIndex::Direct(map) => {
                 if !still_bound(&removed.routing_key, &self.bindings)
                     && let Some(queues) = map.get_mut(&removed.routing_key)
                 {
-                    queues.retain(|q| *q != removed.queue);
+                    queues.retain(|d| *d != removed.destination);
                     if queues.is_empty() {
                         map.remove(&removed.routing_key);
                     }
                 }
             }
-            RoutingIndex::Fanout(queues) => {
-                if let Some(at) = queues.iter().position(|q| *q == removed.queue) {
-                    queues.swap_remove(at);
+            RoutingIndex::Fanout(destinations) => {
+                if let Some(at) = destinations.iter().position(|d| *d == removed.destination) {
+                    destinations.swap_remove(at);
                 }
             }
             RoutingIndex::Topic(trie) => {
                 if !still_bound(&removed.routing_key, &self.bindings) {
-                    trie.unbind(&removed.routing_key, &removed.queue);
+                    trie.unbind(&removed.routing_key, &removed.destination);
                 }
             }
             RoutingIndex::Headers(matchers) => {
@@ -201,31 +221,34 @@ impl Exchange {
                     .bindings
                     .iter()
                     .filter_map(|b| {
-                        Some((HeadersBinding::parse(&b.arguments).ok()?, b.queue.clone()))
+                        Some((
+                            HeadersBinding::parse(&b.arguments).ok()?,
+                            b.destination.clone(),
+                        ))
                     })
                     .collect();
             }
         }
     }
 
-    /// Appends the names of the queues `message` routes to (possibly repeated).
-    pub fn route(&self, message: &Message, out: &mut Vec<Arc<str>>) {
+    /// Appends the destinations `message` routes to (possibly repeated).
+    pub fn route(&self, message: &Message, out: &mut Vec<Destination>) {
         match &self.index {
             RoutingIndex::Direct(map) => {
                 if let Some(queues) = map.get(&*message.routing_key) {
                     out.extend(queues.iter().cloned());
                 }
             }
-            RoutingIndex::Fanout(queues) => out.extend(queues.iter().cloned()),
+            RoutingIndex::Fanout(destinations) => out.extend(destinations.iter().cloned()),
             RoutingIndex::Topic(trie) => trie.route(&message.routing_key, out),
             RoutingIndex::Headers(matchers) => {
                 if matchers.is_empty() {
                     return;
                 }
                 let headers = message.headers();
-                for (matcher, queue) in matchers {
+                for (matcher, destination) in matchers {
                     if matcher.matches(headers.as_ref()) {
-                        out.push(queue.clone());
+                        out.push(destination.clone());
                     }
                 }
             }

@@ -5,11 +5,20 @@
 //! times, and it is written to consumers exactly as it arrived.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::basic::{AMQPProperties, parse_properties};
 use bytes::Bytes;
 
+use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::FieldTable;
+
+/// Property flag bits (AMQP 0-9-1 basic class) that publish-time checks look at.
+const FLAG_EXPIRATION: u16 = 1 << 8;
+const FLAG_USER_ID: u16 = 1 << 4;
+
+/// RabbitMQ's largest accepted TTL, in milliseconds.
+const MAX_EXPIRY: i64 = u32::MAX as i64;
 
 /// An immutable published message.
 #[derive(Debug)]
@@ -22,12 +31,51 @@ pub struct Message {
     pub properties: Bytes,
     /// The body, reassembled from its frames.
     pub body: Bytes,
+    /// When the message expires (its `expiration` property), if ever.
+    pub expires_at: Option<Instant>,
 }
 
 impl Message {
     /// Decodes the properties; `None` if the publisher sent an undecodable set.
     pub fn decode_properties(&self) -> Option<AMQPProperties> {
         parse_properties(&self.properties[..]).ok().map(|(_, p)| p)
+    }
+
+    /// RabbitMQ's publish-time property checks: `user_id` must name the
+    /// publishing user, and `expiration` must be a TTL in milliseconds.
+    /// Sets [`Message::expires_at`] from the expiration.
+    pub fn check_properties(&mut self, user: &str) -> AmqpResult<()> {
+        let flags = match self.properties.get(..2) {
+            Some(&[high, low]) => u16::from_be_bytes([high, low]),
+            _ => return Ok(()),
+        };
+        if flags & (FLAG_EXPIRATION | FLAG_USER_ID) == 0 {
+            return Ok(());
+        }
+        let Some(properties) = self.decode_properties() else {
+            return Ok(());
+        };
+        if let Some(claimed) = properties.user_id()
+            && claimed.as_str() != user
+        {
+            return Err(AmqpError::precondition_failed(format!(
+                "user_id property set to '{claimed}' but authenticated user was '{user}'"
+            )));
+        }
+        if let Some(expiration) = properties.expiration() {
+            let ttl = parse_expiration(expiration.as_str()).map_err(|reason| {
+                AmqpError::precondition_failed(format!(
+                    "invalid expiration '{expiration}': {reason}"
+                ))
+            })?;
+            self.expires_at = Some(Instant::now() + Duration::from_millis(ttl));
+        }
+        Ok(())
+    }
+
+    /// Whether the message's TTL has run out.
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 
     /// The headers table, if the message has one.
@@ -45,4 +93,51 @@ pub struct QueuedMessage {
     pub message: Arc<Message>,
     /// Set once the message has been delivered and returned.
     pub redelivered: bool,
+}
+
+/// Parses an `expiration` property as RabbitMQ does, with its error terms as reasons.
+fn parse_expiration(text: &str) -> Result<u64, String> {
+    let digits_end = text
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
+        .map_or(text.len(), |(i, _)| i);
+    let (number, rest) = text.split_at(digits_end);
+    let value: i64 = match number.parse() {
+        Ok(value) => value,
+        Err(_) if number.trim_start_matches(['-', '+']).is_empty() => {
+            return Err("no_integer".to_string());
+        }
+        Err(_) => return Err(format!("{{value_too_large,{number}}}")),
+    };
+    if !rest.is_empty() {
+        return Err(format!("{{leftover_string,\"{rest}\"}}"));
+    }
+    if value < 0 {
+        return Err(format!("{{value_negative,{value}}}"));
+    }
+    if value > MAX_EXPIRY {
+        return Err(format!("{{value_too_large,{value}}}"));
+    }
+    Ok(value as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_expiration;
+
+    #[test]
+    fn expirations_parse_as_rabbitmq_reports_them() {
+        assert_eq!(parse_expiration("0"), Ok(0));
+        assert_eq!(parse_expiration("60000"), Ok(60000));
+        assert_eq!(parse_expiration("soon"), Err("no_integer".into()));
+        assert_eq!(parse_expiration("-1"), Err("{value_negative,-1}".into()));
+        assert_eq!(
+            parse_expiration("5x"),
+            Err("{leftover_string,\"x\"}".into())
+        );
+        assert_eq!(
+            parse_expiration("4294967296"),
+            Err("{value_too_large,4294967296}".into())
+        );
+    }
 }

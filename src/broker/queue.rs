@@ -72,6 +72,20 @@ struct QueueState {
     deleted: bool,
 }
 
+impl QueueState {
+    /// Drops expired messages from the head, where RabbitMQ expires them.
+    fn drop_expired_head(&mut self) {
+        let now = std::time::Instant::now();
+        while self
+            .ready
+            .front()
+            .is_some_and(|m| m.message.is_expired(now))
+        {
+            self.ready.pop_front();
+        }
+    }
+}
+
 /// What a consumer removal left behind.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConsumerRemoval {
@@ -99,7 +113,9 @@ impl Queue {
 
     /// Ready messages (not counting those delivered and unacknowledged).
     pub fn message_count(&self) -> u32 {
-        self.state.lock().ready.len() as u32
+        let mut state = self.state.lock();
+        state.drop_expired_head();
+        state.ready.len() as u32
     }
 
     /// Attached consumers.
@@ -144,11 +160,15 @@ impl Queue {
             redelivered: false,
         });
         self.dispatch_locked(&mut state);
+        // A message whose TTL ran out while it waited (expiration "0" included)
+        // is dropped rather than kept for a later consumer.
+        state.drop_expired_head();
     }
 
     /// Takes the head message for `basic.get`, with the count left behind.
     pub fn get(&self) -> Option<(QueuedMessage, u32)> {
         let mut state = self.state.lock();
+        state.drop_expired_head();
         let message = state.ready.pop_front()?;
         Some((message, state.ready.len() as u32))
     }
@@ -228,6 +248,7 @@ impl Queue {
     /// Hands ready messages to consumers that can take them.
     pub fn dispatch(self: &Arc<Self>) {
         let mut state = self.state.lock();
+        state.drop_expired_head();
         self.dispatch_locked(&mut state);
     }
 

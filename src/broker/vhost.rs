@@ -10,7 +10,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::broker::arguments::{QUEUE_EQUIVALENCE_KEYS, assert_equivalent};
-use crate::broker::exchange::{Binding, Exchange, ExchangeConfig, ExchangeKind};
+use crate::broker::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind};
 use crate::broker::message::Message;
 use crate::broker::names;
 use crate::broker::queue::{ConnectionId, Queue, QueueConfig};
@@ -75,6 +75,31 @@ pub struct DeclaredQueue {
     pub message_count: u32,
     /// Attached consumers.
     pub consumer_count: u32,
+}
+
+impl Definitions {
+    /// Deletes an exchange and every binding that leads to it.
+    fn remove_exchange(&mut self, name: &str) {
+        if let Some(exchange) = self.exchanges.remove(name) {
+            self.remove_bindings_to(Destination::Exchange(exchange.config.name));
+        }
+    }
+
+    /// Removes every binding to `destination`; auto-delete exchanges left unbound go too.
+    fn remove_bindings_to(&mut self, destination: Destination) {
+        let mut emptied = Vec::new();
+        for (name, exchange) in self.exchanges.iter_mut() {
+            if exchange.remove_destination(&destination)
+                && exchange.config.auto_delete
+                && !exchange.has_bindings()
+            {
+                emptied.push(name.clone());
+            }
+        }
+        for name in emptied {
+            self.remove_exchange(&name);
+        }
+    }
 }
 
 const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
@@ -206,7 +231,12 @@ impl VHost {
                 )));
             }
         }
-        Ok(())
+        assert_equivalent(
+            &current.arguments,
+            &declare.arguments,
+            &["alternate-exchange"],
+            &resource,
+        )
     }
 
     /// `exchange.delete`.
@@ -228,7 +258,7 @@ impl VHost {
                 )))
             }
             Some(_) => {
-                definitions.exchanges.remove(name);
+                definitions.remove_exchange(name);
                 Ok(())
             }
         }
@@ -353,18 +383,7 @@ impl VHost {
             _ => return 0,
         }
         definitions.queues.remove(queue.name());
-        let mut emptied = Vec::new();
-        for (name, exchange) in definitions.exchanges.iter_mut() {
-            if exchange.remove_queue(queue.name())
-                && exchange.config.auto_delete
-                && !exchange.has_bindings()
-            {
-                emptied.push(name.clone());
-            }
-        }
-        for name in emptied {
-            definitions.exchanges.remove(&name);
-        }
+        definitions.remove_bindings_to(Destination::Queue(queue.config.name.clone()));
         queue.delete()
     }
 
@@ -383,71 +402,77 @@ impl VHost {
         }
     }
 
-    /// `queue.bind`.
-    pub fn bind_queue(
+    /// `queue.bind` and `exchange.bind`: binds `destination` to the exchange `source`.
+    pub fn bind(
         &self,
-        queue: &str,
-        exchange: &str,
+        source: &str,
+        destination: Destination,
         routing_key: &str,
         arguments: FieldTable,
         connection: ConnectionId,
     ) -> AmqpResult<()> {
-        Self::check_not_default_exchange(exchange)?;
         let mut definitions = self.definitions.write();
-        let (exchange, queue) = self.binding_ends(&mut definitions, exchange, queue, connection)?;
+        let exchange = self.binding_source(&mut definitions, source, &destination, connection)?;
         exchange.bind(Binding {
-            queue: queue.config.name.clone(),
+            destination,
             routing_key: Arc::from(routing_key),
             arguments,
         })
     }
 
-    /// `queue.unbind`; unbinding what is not bound succeeds, as in RabbitMQ.
-    pub fn unbind_queue(
+    /// `queue.unbind` and `exchange.unbind`; removing what is not bound succeeds, as in RabbitMQ.
+    pub fn unbind(
         &self,
-        queue: &str,
-        exchange: &str,
+        source: &str,
+        destination: Destination,
         routing_key: &str,
         arguments: FieldTable,
         connection: ConnectionId,
     ) -> AmqpResult<()> {
-        Self::check_not_default_exchange(exchange)?;
         let mut definitions = self.definitions.write();
-        let (exchange, queue) = self.binding_ends(&mut definitions, exchange, queue, connection)?;
+        let exchange = self.binding_source(&mut definitions, source, &destination, connection)?;
         let binding = Binding {
-            queue: queue.config.name.clone(),
+            destination,
             routing_key: Arc::from(routing_key),
             arguments,
         };
         if exchange.unbind(&binding) && exchange.config.auto_delete && !exchange.has_bindings() {
             let name = exchange.config.name.clone();
-            definitions.exchanges.remove(&name);
+            definitions.remove_exchange(&name);
         }
         Ok(())
     }
 
-    /// Resolves both ends of a binding: the exchange first, as RabbitMQ reports it.
-    fn binding_ends<'d>(
+    /// Checks both ends of a binding, in RabbitMQ's order, and returns the source exchange.
+    fn binding_source<'d>(
         &self,
         definitions: &'d mut Definitions,
-        exchange: &str,
-        queue: &str,
+        source: &str,
+        destination: &Destination,
         connection: ConnectionId,
-    ) -> AmqpResult<(&'d mut Exchange, Arc<Queue>)> {
-        if !definitions.exchanges.contains_key(exchange) {
-            return Err(self.exchange_not_found(exchange));
+    ) -> AmqpResult<&'d mut Exchange> {
+        if let Destination::Exchange(name) = destination {
+            Self::check_not_default_exchange(name)?;
         }
-        let queue = definitions
-            .queues
-            .get(queue)
-            .cloned()
-            .ok_or_else(|| self.queue_not_found(queue))?;
-        queue.check_access(connection)?;
-        let exchange = definitions
+        Self::check_not_default_exchange(source)?;
+        if !definitions.exchanges.contains_key(source) {
+            return Err(self.exchange_not_found(source));
+        }
+        match destination {
+            Destination::Queue(name) => match definitions.queues.get(name) {
+                Some(queue) => queue.check_access(connection)?,
+                None => return Err(self.queue_not_found(name)),
+            },
+            Destination::Exchange(name) => {
+                if !definitions.exchanges.contains_key(name) {
+                    return Err(self.exchange_not_found(name));
+                }
+            }
+        }
+        Ok(definitions
             .exchanges
-            .get_mut(exchange)
-            .expect("checked above");
-        Ok((exchange, queue))
+            .get_mut(source)
+            .expect("checked above"))
     }
 
     /// Resolves the queues a message published to `exchange` reaches.
@@ -471,12 +496,37 @@ impl VHost {
                 self.describe("exchange", &exchange.config.name)
             )));
         }
-        let mut names = Vec::new();
-        exchange.route(message, &mut names);
-        names.sort_unstable();
-        names.dedup();
+        // Follow exchange-to-exchange bindings breadth-first, visiting each exchange once.
+        let mut visited = vec![exchange.config.name.clone()];
+        let mut next = 0;
+        let mut destinations = Vec::new();
+        let mut queues = Vec::new();
+        while let Some(name) = visited.get(next) {
+            next += 1;
+            let Some(exchange) = definitions.exchanges.get(name) else {
+                continue;
+            };
+            exchange.route(message, &mut destinations);
+            if destinations.is_empty()
+                && let Some(alternate) = exchange.alternate_exchange()
+            {
+                destinations.push(Destination::Exchange(alternate));
+            }
+            for destination in destinations.drain(..) {
+                match destination {
+                    Destination::Queue(queue) => queues.push(queue),
+                    Destination::Exchange(exchange) => {
+                        if !visited.contains(&exchange) {
+                            visited.push(exchange);
+                        }
+                    }
+                }
+            }
+        }
+        queues.sort_unstable();
+        queues.dedup();
         out.extend(
-            names
+            queues
                 .iter()
                 .filter_map(|name| definitions.queues.get(name).cloned()),
         );

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use amq_protocol::protocol::{AMQPClass, basic, channel, confirm, exchange, queue, tx};
 use bytes::{Bytes, BytesMut};
 
+use crate::broker::exchange::Destination;
 use crate::broker::mailbox::{ChannelCredit, Credit, Mailbox};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
@@ -34,6 +35,8 @@ pub struct Context<'a> {
     pub frame_max: u32,
     /// Largest message body accepted.
     pub max_message_size: u64,
+    /// The authenticated user (checked against `user_id` properties).
+    pub user: &'a str,
 }
 
 /// A consumer as its channel sees it.
@@ -96,6 +99,7 @@ pub struct Channel {
     confirms: Option<Confirms>,
     transaction: Option<Transaction>,
     credit_released: bool,
+    last_declared_queue: Option<Arc<str>>,
 }
 
 impl Channel {
@@ -113,6 +117,7 @@ impl Channel {
             confirms: None,
             transaction: None,
             credit_released: false,
+            last_declared_queue: None,
         }
     }
 
@@ -226,8 +231,41 @@ impl Channel {
                 }
                 Ok(())
             }
-            exchange::AMQPMethod::Bind(_) | exchange::AMQPMethod::Unbind(_) => {
-                Err(AmqpError::not_implemented("exchange-to-exchange bindings"))
+            exchange::AMQPMethod::Bind(b) => {
+                let destination = Destination::Exchange(Arc::from(b.destination.as_str()));
+                let connection = ctx.connection;
+                ctx.vhost.bind(
+                    b.source.as_str(),
+                    destination,
+                    b.routing_key.as_str(),
+                    b.arguments,
+                    connection,
+                )?;
+                if !b.nowait {
+                    self.reply(
+                        ctx,
+                        AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
+                    );
+                }
+                Ok(())
+            }
+            exchange::AMQPMethod::Unbind(u) => {
+                let destination = Destination::Exchange(Arc::from(u.destination.as_str()));
+                let connection = ctx.connection;
+                ctx.vhost.unbind(
+                    u.source.as_str(),
+                    destination,
+                    u.routing_key.as_str(),
+                    u.arguments,
+                    connection,
+                )?;
+                if !u.nowait {
+                    self.reply(
+                        ctx,
+                        AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})),
+                    );
+                }
+                Ok(())
             }
             other => Err(AmqpError::command_invalid(format!(
                 "unexpected method exchange.{}",
@@ -252,6 +290,7 @@ impl Channel {
                     },
                     connection,
                 )?;
+                self.last_declared_queue = Some(declared.queue.config.name.clone());
                 if !d.nowait {
                     let ok = queue::DeclareOk {
                         queue: declared.queue.name().into(),
@@ -263,10 +302,17 @@ impl Channel {
                 Ok(())
             }
             queue::AMQPMethod::Bind(b) => {
-                vhost.bind_queue(
-                    b.queue.as_str(),
+                let queue_name = self.queue_name(b.queue.as_str())?;
+                // With both names empty, the routing key is the last declared queue too.
+                let routing_key = match (b.queue.as_str(), b.routing_key.as_str()) {
+                    ("", "") => queue_name.clone(),
+                    (_, key) => Arc::from(key),
+                };
+                let destination = Destination::Queue(queue_name);
+                vhost.bind(
                     b.exchange.as_str(),
-                    b.routing_key.as_str(),
+                    destination,
+                    &routing_key,
                     b.arguments,
                     connection,
                 )?;
@@ -279,9 +325,10 @@ impl Channel {
                 Ok(())
             }
             queue::AMQPMethod::Unbind(u) => {
-                vhost.unbind_queue(
-                    u.queue.as_str(),
+                let destination = Destination::Queue(self.queue_name(u.queue.as_str())?);
+                vhost.unbind(
                     u.exchange.as_str(),
+                    destination,
                     u.routing_key.as_str(),
                     u.arguments,
                     connection,
@@ -293,7 +340,9 @@ impl Channel {
                 Ok(())
             }
             queue::AMQPMethod::Purge(p) => {
-                let message_count = vhost.queue_for(p.queue.as_str(), connection)?.purge();
+                let message_count = vhost
+                    .queue_for(&self.queue_name(p.queue.as_str())?, connection)?
+                    .purge();
                 if !p.nowait {
                     self.reply(
                         ctx,
@@ -439,7 +488,9 @@ impl Channel {
     }
 
     fn consume(&mut self, ctx: &mut Context, c: basic::Consume) -> AmqpResult<()> {
-        let queue = ctx.vhost.queue_for(c.queue.as_str(), ctx.connection)?;
+        let queue = ctx
+            .vhost
+            .queue_for(&self.queue_name(c.queue.as_str())?, ctx.connection)?;
         let tag: Arc<str> = if c.consumer_tag.as_str().is_empty() {
             Arc::from(names::generate("amq.ctag"))
         } else {
@@ -486,7 +537,9 @@ impl Channel {
     }
 
     fn get(&mut self, ctx: &mut Context, g: basic::Get) -> AmqpResult<()> {
-        let queue = ctx.vhost.queue_for(g.queue.as_str(), ctx.connection)?;
+        let queue = ctx
+            .vhost
+            .queue_for(&self.queue_name(g.queue.as_str())?, ctx.connection)?;
         let Some((message, message_count)) = queue.get() else {
             self.reply(
                 ctx,
@@ -521,6 +574,15 @@ impl Channel {
             );
         }
         Ok(())
+    }
+
+    /// Resolves RabbitMQ's shortcut: an empty queue name means the last queue declared here.
+    fn queue_name(&self, name: &str) -> AmqpResult<Arc<str>> {
+        match (name, &self.last_declared_queue) {
+            ("", Some(last)) => Ok(last.clone()),
+            ("", None) => Err(AmqpError::not_found("no previously declared queue")),
+            (name, _) => Ok(Arc::from(name)),
+        }
     }
 
     fn next_tag(&mut self) -> u64 {
@@ -667,15 +729,18 @@ impl Channel {
                 joined.freeze()
             }
         };
-        let message = Arc::new(Message {
+        let mut message = Message {
             exchange: Arc::from(publish.exchange.as_str()),
             routing_key: Arc::from(publish.routing_key.as_str()),
             properties,
             body,
-        });
+            expires_at: None,
+        };
         let mut queues = Vec::new();
         ctx.vhost
             .route(publish.exchange.as_str(), &message, &mut queues)?;
+        message.check_properties(ctx.user)?;
+        let message = Arc::new(message);
         let routed = Routed {
             message,
             queues,

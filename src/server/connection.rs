@@ -82,6 +82,7 @@ pub async fn serve(
         tracing::info_span!("connection", %peer, user = %opened.user, vhost = opened.vhost.name());
     let (session, events) = Session::new(
         broker.next_connection_id(),
+        opened.user,
         opened.vhost,
         opened.tuning,
         opened.consumer_cancel_notify,

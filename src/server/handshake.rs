@@ -193,6 +193,7 @@ fn start() -> connection::Start {
         "consumer_cancel_notify",
         "per_consumer_qos",
         "authentication_failure_close",
+        "exchange_exchange_bindings",
     ] {
         capabilities.insert(name.into(), AMQPValue::Boolean(true));
     }
@@ -203,6 +204,7 @@ fn start() -> connection::Start {
     properties.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
     properties.insert("platform".into(), text("Rust"));
     properties.insert("cluster_name".into(), text("warren"));
+    properties.insert("copyright".into(), text("Copyright (c) the Warren authors"));
     properties.insert("information".into(), text("Warren, an AMQP 0-9-1 broker"));
     connection::Start {
         version_major: 0,

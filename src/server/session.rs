@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use amq_protocol::protocol::{AMQPClass, channel, connection};
+use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use bytes::BytesMut;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -49,6 +49,7 @@ pub enum Phase {
 /// The state of one open connection.
 pub struct Session {
     id: ConnectionId,
+    user: String,
     vhost: Arc<VHost>,
     mailbox: Arc<Mailbox>,
     /// Bytes waiting to be written to the socket.
@@ -64,6 +65,7 @@ impl Session {
     /// A session on `vhost`, with the mailbox its consumers receive through.
     pub fn new(
         id: ConnectionId,
+        user: String,
         vhost: Arc<VHost>,
         tuning: Tuning,
         consumer_cancel_notify: bool,
@@ -72,6 +74,7 @@ impl Session {
         let (mailbox, events) = Mailbox::new();
         let session = Session {
             id,
+            user,
             vhost,
             mailbox,
             out: BytesMut::with_capacity(64 * 1024),
@@ -102,6 +105,7 @@ impl Session {
             out: &mut self.out,
             frame_max: self.tuning.frame_max,
             max_message_size: self.max_message_size,
+            user: &self.user,
         };
         (&mut self.channels, ctx)
     }
@@ -152,6 +156,12 @@ impl Session {
                 let method = decode_method(&frame.payload)?;
                 let (class_id, method_id) =
                     (method.get_amqp_class_id(), method.get_amqp_method_id());
+                if let Some(size) = qos_prefetch_size(&method, &frame.payload) {
+                    return Err(
+                        AmqpError::not_implemented(format!("prefetch_size!=0 ({size})"))
+                            .in_method(class_id, method_id),
+                    );
+                }
                 let result = if frame.channel == 0 {
                     self.connection_method(method)
                 } else {
@@ -347,4 +357,13 @@ impl Session {
     fn send(&mut self, channel: u16, method: Method) {
         encode::method(&mut self.out, channel, &method);
     }
+}
+
+/// A non-zero `prefetch_size` of a `basic.qos` (amq-protocol drops the field; RabbitMQ refuses it).
+fn qos_prefetch_size(method: &Method, payload: &[u8]) -> Option<u32> {
+    if !matches!(method, AMQPClass::Basic(basic::AMQPMethod::Qos(_))) {
+        return None;
+    }
+    let size = u32::from_be_bytes(payload.get(4..8)?.try_into().ok()?);
+    (size != 0).then_some(size)
 }
