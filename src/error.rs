@@ -160,13 +160,16 @@ impl AmqpError {
         self
     }
 
-    /// The reply text as a short string, cut at 255 bytes on a character boundary.
+    /// The reply text as a short string: past 255 bytes, RabbitMQ keeps 252 and appends "...".
     pub fn reply_text(&self) -> crate::protocol::ShortString {
-        let mut end = self.text.len().min(255);
+        if self.text.len() <= 255 {
+            return self.text.as_str().into();
+        }
+        let mut end = 252;
         while !self.text.is_char_boundary(end) {
             end -= 1;
         }
-        self.text[..end].into()
+        format!("{}...", &self.text[..end]).into()
     }
 
     /// Records the method the error answers, unless one is already recorded.

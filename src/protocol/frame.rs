@@ -36,7 +36,9 @@ pub struct Frame {
 
 /// Takes one whole frame off the front of `buf`, or returns `None` until one is buffered.
 ///
-/// `frame_max` is the negotiated maximum frame size including framing (0 = no limit).
+/// `frame_max` is the negotiated maximum frame size including framing (0 = no
+/// limit). An oversized frame is refused from its header alone, so a peer can
+/// never make the broker buffer more than `frame_max` bytes for one frame.
 pub fn split_frame(buf: &mut BytesMut, frame_max: u32) -> AmqpResult<Option<Frame>> {
     if buf.len() < 7 {
         return Ok(None);
@@ -44,29 +46,30 @@ pub fn split_frame(buf: &mut BytesMut, frame_max: u32) -> AmqpResult<Option<Fram
     let kind = buf[0];
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
-    if !matches!(
-        kind,
-        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
-    ) {
+    let payload_max = (frame_max as usize).saturating_sub(FRAME_OVERHEAD);
+    if frame_max != 0 && size > payload_max {
         return Err(AmqpError::frame_error(format!(
-            "type {kind}, first 16 octets = {:?}: {{invalid_frame_type,{kind}}}",
-            &buf[..buf.len().min(16)]
-        )));
-    }
-    if frame_max != 0 && size + FRAME_OVERHEAD > frame_max as usize {
-        return Err(AmqpError::frame_error(format!(
-            "frame size {} exceeds frame_max {frame_max}",
-            size + FRAME_OVERHEAD
+            "type {kind}, all octets = <<>>: {{frame_too_large,{size},{payload_max}}}"
         )));
     }
     if buf.len() < size + FRAME_OVERHEAD {
         buf.reserve(size + FRAME_OVERHEAD - buf.len());
         return Ok(None);
     }
+    let payload = &buf[7..7 + size];
     if buf[7 + size] != FRAME_END {
         return Err(AmqpError::frame_error(format!(
-            "frame end octet is {:#x}, expected {FRAME_END:#x}",
+            "type {kind}, {}: {{invalid_frame_end_marker,{}}}",
+            describe_octets(payload),
             buf[7 + size]
+        )));
+    }
+    let known = matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY)
+        || (kind == FRAME_HEARTBEAT && size == 0);
+    if !known {
+        return Err(AmqpError::frame_error(format!(
+            "type {kind}, {}: unknown_frame",
+            describe_octets(payload)
         )));
     }
     buf.advance(7);
@@ -79,23 +82,46 @@ pub fn split_frame(buf: &mut BytesMut, frame_max: u32) -> AmqpResult<Option<Fram
     }))
 }
 
+/// Quotes a payload as RabbitMQ does in frame errors: at most 16 octets, as an Erlang binary.
+pub fn describe_octets(payload: &[u8]) -> String {
+    if payload.len() <= 16 {
+        format!("all octets = {}", erlang_binary(payload))
+    } else {
+        format!("first 16 octets = {}", erlang_binary(&payload[..16]))
+    }
+}
+
+/// Renders bytes as an Erlang binary: `<<"text">>` when printable, `<<0,50>>` otherwise.
+fn erlang_binary(bytes: &[u8]) -> String {
+    if !bytes.is_empty() && bytes.iter().all(|&b| (32..127).contains(&b)) {
+        format!("<<\"{}\">>", String::from_utf8_lossy(bytes))
+    } else {
+        let octets: Vec<String> = bytes.iter().map(u8::to_string).collect();
+        format!("<<{}>>", octets.join(","))
+    }
+}
+
 /// Decodes a method frame's payload.
 pub fn decode_method(payload: &[u8]) -> AmqpResult<Method> {
+    let cannot_decode = || {
+        AmqpError::frame_error(format!(
+            "cannot decode {}",
+            erlang_binary(payload.get(4..).unwrap_or_default())
+        ))
+    };
     if payload.len() < 4 {
-        return Err(AmqpError::syntax_error("method frame too short"));
+        return Err(cannot_decode());
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let method_id = u16::from_be_bytes([payload[2], payload[3]]);
     match amq_protocol::protocol::parse_class(payload) {
         Ok((_, method)) => Ok(method),
-        Err(_) if is_known_method(class_id, method_id) => Err(AmqpError::syntax_error(format!(
-            "failed to decode method {class_id}.{method_id}"
-        ))
-        .in_method(class_id, method_id)),
-        Err(_) => Err(
-            AmqpError::command_invalid(format!("unknown method {class_id}.{method_id}"))
-                .in_method(class_id, method_id),
-        ),
+        Err(_) if is_known_method(class_id, method_id) => {
+            Err(cannot_decode().in_method(class_id, method_id))
+        }
+        Err(_) => {
+            Err(AmqpError::command_invalid("unimplemented method").in_method(class_id, method_id))
+        }
     }
 }
 
@@ -132,7 +158,10 @@ pub const PROPERTIES_OFFSET: usize = 12;
 /// Reads the class and body size of a content header payload; properties stay encoded.
 pub fn decode_content_header(payload: &[u8]) -> AmqpResult<ContentHeader> {
     if payload.len() < PROPERTIES_OFFSET + 2 {
-        return Err(AmqpError::syntax_error("content header frame too short"));
+        return Err(AmqpError::frame_error(format!(
+            "cannot decode {}",
+            erlang_binary(payload)
+        )));
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let body_size = u64::from_be_bytes(payload[4..12].try_into().expect("8 bytes"));

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use amq_protocol::protocol::{AMQPClass, basic, channel, confirm, exchange, queue, tx};
+use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchange, queue, tx};
 use bytes::{Bytes, BytesMut};
 
 use crate::broker::exchange::Destination;
@@ -126,15 +126,22 @@ impl Channel {
         self.closing
     }
 
+    /// Whether a basic.publish is waiting for its content.
+    pub fn is_publishing(&self) -> bool {
+        self.publish.is_some()
+    }
+
     /// Handles a method addressed to this channel.
     pub fn handle_method(&mut self, ctx: &mut Context, method: Method) -> AmqpResult<()> {
         if let Some(publish) = &self.publish {
-            return Err(AmqpError::unexpected_frame(match publish.header {
+            let expected = match publish.header {
                 None => {
                     "expected content header for class 60, got non content header frame instead"
                 }
                 Some(_) => "expected content body, got non content body frame instead",
-            }));
+            };
+            // Reported against the basic.publish whose content was interrupted.
+            return Err(AmqpError::unexpected_frame(expected).in_method(60, 40));
         }
         match method {
             AMQPClass::Channel(m) => self.channel_method(ctx, m),
@@ -157,11 +164,15 @@ impl Channel {
                 Ok(())
             }
             AMQPClass::Tx(m) => self.tx_method(ctx, m),
-            other => Err(AmqpError::command_invalid(format!(
-                "unexpected method {}.{} on a channel",
-                other.get_amqp_class_id(),
-                other.get_amqp_method_id()
-            ))),
+            AMQPClass::Access(_) => {
+                // Access tickets are long gone; RabbitMQ still answers with ticket 1.
+                self.reply(
+                    ctx,
+                    AMQPClass::Access(access::AMQPMethod::RequestOk(access::RequestOk {})),
+                );
+                Ok(())
+            }
+            _ => Err(unimplemented()),
         }
     }
 
@@ -187,10 +198,7 @@ impl Channel {
             channel::AMQPMethod::Flow(_) => Err(AmqpError::not_implemented("active=false")),
             channel::AMQPMethod::FlowOk(_) => Ok(()),
             // Close and close-ok are handled by the connection, which owns the channel table.
-            other => Err(AmqpError::command_invalid(format!(
-                "unexpected method channel.{}",
-                AMQPClass::Channel(other).get_amqp_method_id()
-            ))),
+            _ => Err(unimplemented()),
         }
     }
 
@@ -267,10 +275,7 @@ impl Channel {
                 }
                 Ok(())
             }
-            other => Err(AmqpError::command_invalid(format!(
-                "unexpected method exchange.{}",
-                AMQPClass::Exchange(other).get_amqp_method_id()
-            ))),
+            _ => Err(unimplemented()),
         }
     }
 
@@ -366,10 +371,7 @@ impl Channel {
                 }
                 Ok(())
             }
-            other => Err(AmqpError::command_invalid(format!(
-                "unexpected method queue.{}",
-                AMQPClass::Queue(other).get_amqp_method_id()
-            ))),
+            _ => Err(unimplemented()),
         }
     }
 
@@ -433,10 +435,7 @@ impl Channel {
                 );
                 Ok(())
             }
-            other => Err(AmqpError::command_invalid(format!(
-                "unexpected method basic.{}",
-                AMQPClass::Basic(other).get_amqp_method_id()
-            ))),
+            _ => Err(unimplemented()),
         }
     }
 
@@ -480,10 +479,7 @@ impl Channel {
                 );
                 Ok(())
             }
-            other => Err(AmqpError::command_invalid(format!(
-                "unexpected method tx.{}",
-                AMQPClass::Tx(other).get_amqp_method_id()
-            ))),
+            _ => Err(unimplemented()),
         }
     }
 
@@ -679,7 +675,7 @@ impl Channel {
         if header.body_size > ctx.max_message_size {
             self.publish = None;
             return Err(AmqpError::precondition_failed(format!(
-                "message size {} is larger than configured max size {}",
+                "message size {} is larger than max size {}",
                 header.body_size, ctx.max_message_size
             )));
         }
@@ -873,4 +869,9 @@ impl Channel {
         }
         self.settle(pending, true);
     }
+}
+
+/// RabbitMQ's answer to a method a client may not send (a server-only or unknown one).
+fn unimplemented() -> AmqpError {
+    AmqpError::command_invalid("unimplemented method")
 }

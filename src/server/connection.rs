@@ -113,10 +113,12 @@ async fn run_session(
         "connection opened"
     );
     let (mut reader, mut writer) = stream.into_split();
+    // Like RabbitMQ, send at half the interval; a peer silent for two whole
+    // intervals is gone.
     let mut heartbeat_tick = tokio::time::interval(if heartbeat.is_zero() {
         Duration::from_secs(3600)
     } else {
-        heartbeat
+        heartbeat / 2
     });
     heartbeat_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_read = Instant::now();

@@ -96,13 +96,19 @@ pub async fn handshake(
     )
     .await?;
 
-    let start_ok = match read_method(stream, buf, limits.frame_max).await? {
+    // Until tune-ok, frames are limited to the spec's minimum frame size.
+    let start_ok = match read_method(stream, buf, FRAME_MIN_SIZE).await? {
         AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)) => start_ok,
         other => return Err(unexpected(&other, "connection.start-ok").into()),
     };
     let capabilities = client_capabilities(&start_ok.client_properties);
     let mechanism = start_ok.mechanism.as_str().to_string();
-    let (user, password) = credentials(&mechanism, start_ok.response.as_bytes())?;
+    // Like RabbitMQ, a response that cannot even be read gets no close frame: the socket just closes.
+    let (user, password) =
+        credentials(&mechanism, start_ok.response.as_bytes()).map_err(|error| Refused::Error {
+            error,
+            send_close: false,
+        })?;
     if let Err(reason) = broker.users().authenticate(&user, &password, peer.ip()) {
         tracing::warn!(%peer, user, ?reason, "login refused");
         let error = AmqpError::access_refused(format!(
@@ -125,7 +131,7 @@ pub async fn handshake(
         AMQPClass::Connection(connection::AMQPMethod::Tune(tune)),
     )
     .await?;
-    let tune_ok = match read_method(stream, buf, limits.frame_max).await? {
+    let tune_ok = match read_method(stream, buf, FRAME_MIN_SIZE).await? {
         AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok)) => tune_ok,
         other => return Err(unexpected(&other, "connection.tune-ok").into()),
     };

@@ -19,7 +19,7 @@ use crate::broker::vhost::VHost;
 use crate::error::{AmqpError, AmqpResult, Scope};
 use crate::protocol::frame::{
     FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, Frame, decode_content_header,
-    decode_method,
+    decode_method, describe_octets,
 };
 use crate::protocol::{Method, encode};
 use crate::server::channel::{Channel, Context};
@@ -149,9 +149,7 @@ impl Session {
     fn dispatch(&mut self, frame: Frame) -> AmqpResult<()> {
         match frame.kind {
             FRAME_HEARTBEAT if frame.channel == 0 => Ok(()),
-            FRAME_HEARTBEAT => Err(AmqpError::frame_error(
-                "heartbeat frame on non-zero channel",
-            )),
+            FRAME_HEARTBEAT => Err(AmqpError::unexpected_frame("type 8, all octets = <<>>")),
             FRAME_METHOD => {
                 let method = decode_method(&frame.payload)?;
                 let (class_id, method_id) =
@@ -169,10 +167,10 @@ impl Session {
                 };
                 result.map_err(|e| e.in_method(class_id, method_id))
             }
-            FRAME_HEADER | FRAME_BODY => self.content(frame),
-            other => Err(AmqpError::frame_error(format!(
-                "unknown frame type {other}"
-            ))),
+            FRAME_HEADER | FRAME_BODY if frame.channel == 0 => Err(AmqpError::unexpected_frame(
+                format!("type {}, {}", frame.kind, describe_octets(&frame.payload)),
+            )),
+            _ => self.content(frame),
         }
     }
 
@@ -189,21 +187,13 @@ impl Session {
                 Ok(())
             }
             AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Ok(()),
-            other => Err(AmqpError::command_invalid(format!(
-                "unexpected method {}.{} on channel 0",
-                other.get_amqp_class_id(),
-                other.get_amqp_method_id()
-            ))),
+            _ => Err(AmqpError::channel_error(
+                "unexpected method in connection state running",
+            )),
         }
     }
 
     fn channel_method(&mut self, id: u16, method: Method) -> AmqpResult<()> {
-        if id > self.tuning.channel_max {
-            return Err(AmqpError::channel_error(format!(
-                "channel id {id} exceeds negotiated channel_max {}",
-                self.tuning.channel_max
-            )));
-        }
         match method {
             AMQPClass::Channel(channel::AMQPMethod::Open(_))
                 if !self.channels.contains_key(&id) =>
@@ -232,9 +222,7 @@ impl Session {
                 }
                 Ok(())
             }
-            AMQPClass::Connection(_) => Err(AmqpError::command_invalid(format!(
-                "connection method on channel {id}"
-            ))),
+            AMQPClass::Connection(_) => Err(AmqpError::command_invalid("unimplemented method")),
             method => {
                 let (channels, mut ctx) = self.parts();
                 match channels.get_mut(&id) {
@@ -248,19 +236,24 @@ impl Session {
 
     fn content(&mut self, frame: Frame) -> AmqpResult<()> {
         let (channels, mut ctx) = self.parts();
+        let no_publish =
+            || AmqpError::unexpected_frame("expected method frame, got non method frame instead");
         let Some(channel) = channels.get_mut(&frame.channel) else {
-            return Err(AmqpError::channel_error("expected 'channel.open'"));
+            return Err(no_publish());
         };
         if channel.is_closing() {
             return Ok(());
         }
+        if !channel.is_publishing() {
+            return Err(no_publish());
+        }
         let result = if frame.kind == FRAME_HEADER {
-            let header = decode_content_header(&frame.payload)?;
-            channel.handle_header(&mut ctx, header, frame.payload)
+            decode_content_header(&frame.payload)
+                .and_then(|header| channel.handle_header(&mut ctx, header, frame.payload))
         } else {
             channel.handle_body(&mut ctx, frame.payload)
         };
-        // Routing errors surface once the content is complete; RabbitMQ reports them against basic.publish.
+        // Content belongs to the pending basic.publish; RabbitMQ reports its errors against it.
         result.map_err(|e| e.in_method(60, 40))
     }
 

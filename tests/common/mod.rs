@@ -19,7 +19,11 @@ impl TestBroker {
     pub fn start() -> TestBroker {
         if let Ok(url) = std::env::var("WARREN_TEST_URL") {
             let addr = addr_of(&url);
-            return TestBroker { url, addr, _server: None };
+            return TestBroker {
+                url,
+                addr,
+                _server: None,
+            };
         }
         let server = warren::testing::InProcessServer::start();
         let addr = server.addr();
