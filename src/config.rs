@@ -27,6 +27,11 @@ pub struct Config {
     pub channel_max: u16,
     /// Largest message body accepted, bytes (`WARREN_MAX_MESSAGE_SIZE`).
     pub max_message_size: u64,
+    /// Store sync policy (`WARREN_SYNC_INTERVAL_MS`): 0 fsyncs every batch of
+    /// writes before confirming it (the default, no confirmed message is ever
+    /// lost); N > 0 fsyncs at most every N ms — fewer syncs under light load,
+    /// confirms delayed by up to N ms, same guarantee for what is confirmed.
+    pub sync_interval_ms: u64,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -58,7 +63,8 @@ impl Config {
             .set_default("heartbeat", 60)?
             .set_default("frame_max", 131_072)?
             .set_default("channel_max", 2047)?
-            .set_default("max_message_size", 134_217_728u64)?;
+            .set_default("max_message_size", 134_217_728u64)?
+            .set_default("sync_interval_ms", 0)?;
         if let Some(file) = &overrides.file {
             builder = builder
                 .add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml));

@@ -11,4 +11,5 @@ pub mod error;
 pub mod protocol;
 pub mod run;
 pub mod server;
+pub mod store;
 pub mod testing;

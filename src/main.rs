@@ -14,7 +14,7 @@ use warren::config::{Config, Overrides};
 /// Settings come from defaults, then the TOML file given by --config, then
 /// WARREN_* environment variables (WARREN_LISTEN, WARREN_DATA_DIR, WARREN_LOG,
 /// WARREN_DEFAULT_USER, WARREN_DEFAULT_PASS, WARREN_HEARTBEAT, WARREN_FRAME_MAX,
-/// WARREN_CHANNEL_MAX, WARREN_MAX_MESSAGE_SIZE), then these flags.
+/// WARREN_CHANNEL_MAX, WARREN_MAX_MESSAGE_SIZE, WARREN_SYNC_INTERVAL_MS), then these flags.
 #[derive(Debug, Parser)]
 #[command(name = "warren", version)]
 struct Flags {
@@ -85,7 +85,9 @@ async fn run(config: Config) -> std::process::ExitCode {
         tracing::info!("shutting down");
         let _ = shutdown.send(true);
     });
+    let broker = server.broker();
     server.run(shutdown_rx).await;
+    broker.shutdown();
     tracing::info!("stopped");
     std::process::ExitCode::SUCCESS
 }

@@ -6,11 +6,16 @@ use crate::config::Config;
 use crate::server::Server;
 use crate::server::connection::ConnectionSettings;
 use crate::server::handshake::Limits;
+use crate::store::SyncPolicy;
 
 /// Builds the broker described by `config` and binds its listener.
 pub async fn bind(config: &Config) -> std::io::Result<Server> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    let broker = Broker::new(Users::with_user(&config.default_user, &config.default_pass));
+    let policy = match config.sync_interval_ms {
+        0 => SyncPolicy::EveryBatch,
+        ms => SyncPolicy::Interval(std::time::Duration::from_millis(ms)),
+    };
+    let users = Users::with_user(&config.default_user, &config.default_pass);
+    let broker = Broker::open(&config.data_dir, users, policy)?;
     let settings = ConnectionSettings {
         limits: Limits {
             channel_max: config.channel_max,

@@ -42,7 +42,9 @@ impl InProcessServer {
                 addr_tx
                     .send(server.local_addr().expect("bound address"))
                     .expect("test waits");
+                let broker = server.broker();
                 server.run(shutdown_rx).await;
+                broker.shutdown();
             });
         });
         let addr = addr_rx.recv().expect("test broker started");

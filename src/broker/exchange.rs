@@ -132,6 +132,11 @@ impl Exchange {
         }
     }
 
+    /// Every binding of the exchange.
+    pub fn bindings(&self) -> &[Binding] {
+        &self.bindings
+    }
+
     /// Whether the exchange is bound to anything.
     pub fn has_bindings(&self) -> bool {
         !self.bindings.is_empty()

@@ -12,6 +12,8 @@ use bytes::Bytes;
 
 use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::FieldTable;
+use crate::store::Location;
+use crate::store::record::StoredMessage;
 
 /// Property flag bits (AMQP 0-9-1 basic class) that publish-time checks look at.
 const FLAG_EXPIRATION: u16 = 1 << 8;
@@ -33,12 +35,26 @@ pub struct Message {
     pub body: Bytes,
     /// When the message expires (its `expiration` property), if ever.
     pub expires_at: Option<Instant>,
+    /// Where the message store holds it (persistent messages in durable queues).
+    pub stored: Option<Location>,
 }
 
 impl Message {
     /// Decodes the properties; `None` if the publisher sent an undecodable set.
     pub fn decode_properties(&self) -> Option<AMQPProperties> {
         parse_properties(&self.properties[..]).ok().map(|(_, p)| p)
+    }
+
+    /// A message read back from the store at start-up.
+    pub fn recovered(stored: &StoredMessage, location: Location) -> Message {
+        Message {
+            exchange: Arc::from(stored.exchange.as_str()),
+            routing_key: Arc::from(stored.routing_key.as_str()),
+            properties: stored.properties.clone(),
+            body: stored.body.clone(),
+            expires_at: None,
+            stored: Some(location),
+        }
     }
 
     /// RabbitMQ's publish-time property checks: `user_id` must name the
@@ -73,6 +89,11 @@ impl Message {
         Ok(())
     }
 
+    /// Whether the publisher asked for persistence (delivery_mode 2).
+    pub fn is_persistent(&self) -> bool {
+        delivery_mode(&self.properties) == Some(2)
+    }
+
     /// Whether the message's TTL has run out.
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
@@ -93,6 +114,26 @@ pub struct QueuedMessage {
     pub message: Arc<Message>,
     /// Set once the message has been delivered and returned.
     pub redelivered: bool,
+}
+
+/// Reads `delivery_mode` straight from encoded properties, skipping the
+/// three fields before it, so the publish path never decodes the whole set.
+fn delivery_mode(properties: &[u8]) -> Option<u8> {
+    let flags = u16::from_be_bytes([*properties.first()?, *properties.get(1)?]);
+    if flags & (1 << 12) == 0 {
+        return None;
+    }
+    let mut at = 2;
+    for bit in [15, 14] {
+        if flags & (1 << bit) != 0 {
+            at += 1 + *properties.get(at)? as usize;
+        }
+    }
+    if flags & (1 << 13) != 0 {
+        let len = u32::from_be_bytes(properties.get(at..at + 4)?.try_into().ok()?);
+        at += 4 + len as usize;
+    }
+    properties.get(at).copied()
 }
 
 /// Parses an `expiration` property as RabbitMQ does, with its error terms as reasons.
@@ -124,6 +165,23 @@ fn parse_expiration(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::parse_expiration;
+
+    #[test]
+    fn delivery_mode_is_found_behind_earlier_properties() {
+        use amq_protocol::protocol::basic::{AMQPProperties, gen_properties};
+        let mut headers = crate::protocol::FieldTable::default();
+        headers.insert(
+            "k".into(),
+            crate::protocol::AMQPValue::LongString("v".into()),
+        );
+        let properties = AMQPProperties::default()
+            .with_content_type("text/plain".into())
+            .with_headers(headers)
+            .with_delivery_mode(2);
+        let (encoded, _) = cookie_factory::r#gen(gen_properties(&properties), Vec::new()).unwrap();
+        assert_eq!(super::delivery_mode(&encoded), Some(2));
+        assert_eq!(super::delivery_mode(&[0, 0]), None);
+    }
 
     #[test]
     fn expirations_parse_as_rabbitmq_reports_them() {

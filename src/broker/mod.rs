@@ -2,7 +2,8 @@
 //!
 //! Nothing here knows about sockets or frames. Connections reach the model
 //! through [`Broker`], get [`AmqpError`](crate::error::AmqpError) values back,
-//! and receive deliveries through their [`mailbox::Mailbox`].
+//! and receive deliveries through their [`mailbox::Mailbox`]. Durable
+//! definitions and persistent messages go to the [`store`](crate::store).
 
 pub mod arguments;
 pub mod exchange;
@@ -14,34 +15,106 @@ pub mod queue;
 pub mod topic;
 pub mod vhost;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use parking_lot::RwLock;
 
 use crate::auth::Users;
+use crate::broker::message::Message;
 use crate::broker::queue::ConnectionId;
 use crate::broker::vhost::VHost;
+use crate::store::definitions::DefinitionStore;
+use crate::store::record::QueueId;
+use crate::store::{Location, Store, SyncPolicy};
+
+/// Marker written by a clean shutdown, listing the stored messages that were
+/// delivered before. Without it, the broker stopped uncleanly and every
+/// recovered message may have been delivered, so all come back redelivered.
+const CLEAN_SHUTDOWN: &str = "clean-shutdown.json";
 
 /// The whole broker state shared by all connections.
-#[derive(Debug)]
 pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: Users,
     next_connection: AtomicU64,
+    store: Arc<Store>,
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Broker {
-    /// A broker with the default vhost `/` and the given users.
-    pub fn new(users: Users) -> Arc<Broker> {
+    /// Opens the broker on its data directory, restoring durable definitions
+    /// and persistent messages; the default vhost `/` always exists.
+    pub fn open(data_dir: &Path, users: Users, policy: SyncPolicy) -> io::Result<Arc<Broker>> {
+        let started = Instant::now();
+        std::fs::create_dir_all(data_dir)?;
+        let saved = Arc::new(DefinitionStore::open(data_dir)?);
+        let clean = take_clean_shutdown(data_dir);
+        let (store, recovered) = Store::open(&data_dir.join("messages"), policy)?;
+        let mut shared: HashMap<Location, Arc<Message>> = HashMap::new();
+        let mut messages: HashMap<QueueId, Vec<(Arc<Message>, bool)>> = HashMap::new();
+        let mut count = 0usize;
+        for (queue, list) in recovered {
+            let restored = messages.entry(queue).or_default();
+            for item in list {
+                let message = shared
+                    .entry(item.location)
+                    .or_insert_with(|| Arc::new(Message::recovered(&item.message, item.location)))
+                    .clone();
+                let redelivered = clean
+                    .as_ref()
+                    .is_none_or(|set| set.contains(&(queue, item.location)));
+                restored.push((message, redelivered));
+                count += 1;
+            }
+        }
         let mut vhosts = HashMap::new();
-        vhosts.insert("/".to_string(), Arc::new(VHost::new("/")));
-        Arc::new(Broker {
+        for (name, definitions) in saved.vhosts() {
+            let vhost = VHost::recover(
+                &name,
+                store.clone(),
+                saved.clone(),
+                &definitions,
+                &mut messages,
+            );
+            vhosts.insert(name, Arc::new(vhost));
+        }
+        vhosts
+            .entry("/".to_string())
+            .or_insert_with(|| Arc::new(VHost::new("/", store.clone(), saved.clone())));
+        for (queue, orphans) in messages {
+            // Messages of queues deleted before their acks reached disk.
+            for (message, _) in orphans {
+                if let Some(location) = message.stored {
+                    store.ack(queue, location);
+                }
+            }
+        }
+        tracing::info!(
+            messages = count,
+            clean = clean.is_some(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovered data directory"
+        );
+        Ok(Arc::new(Broker {
             vhosts: RwLock::new(vhosts),
             users,
             next_connection: AtomicU64::new(1),
-        })
+            store,
+            data_dir: data_dir.to_path_buf(),
+        }))
     }
 
     /// A vhost by name.
@@ -54,8 +127,43 @@ impl Broker {
         &self.users
     }
 
+    /// The message store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// A fresh identity for a new connection.
     pub fn next_connection_id(&self) -> ConnectionId {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// Clean shutdown, after every connection has closed: flush the store and
+    /// record which stored messages had been delivered.
+    pub fn shutdown(&self) {
+        let redelivered: Vec<(QueueId, Location)> = self
+            .vhosts
+            .read()
+            .values()
+            .flat_map(|v| v.redelivered_messages())
+            .collect();
+        self.store.close();
+        let path = self.data_dir.join(CLEAN_SHUTDOWN);
+        let written = serde_json::to_vec(&redelivered)
+            .map_err(io::Error::other)
+            .and_then(|bytes| std::fs::write(&path, bytes));
+        if let Err(e) = written {
+            tracing::error!(path = %path.display(), error = %e, "cannot record clean shutdown");
+        }
+    }
+}
+
+/// Reads and removes the clean-shutdown marker; `None` after an unclean stop.
+fn take_clean_shutdown(data_dir: &Path) -> Option<HashSet<(QueueId, Location)>> {
+    let path = data_dir.join(CLEAN_SHUTDOWN);
+    let bytes = std::fs::read(&path).ok()?;
+    if let Err(e) = std::fs::remove_file(&path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove clean-shutdown marker");
+    }
+    let list: Vec<(QueueId, Location)> = serde_json::from_slice(&bytes).ok()?;
+    Some(list.into_iter().collect())
 }

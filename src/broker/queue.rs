@@ -14,12 +14,14 @@ use crate::broker::mailbox::{Credit, Mailbox};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::FieldTable;
+use crate::store::record::QueueId;
+use crate::store::{Location, Store};
 
 /// The identity of a connection, for exclusive queues and consumers.
 pub type ConnectionId = u64;
 
 /// Declared properties of a queue, fixed at creation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct QueueConfig {
     /// Queue name.
     pub name: Arc<str>,
@@ -33,6 +35,17 @@ pub struct QueueConfig {
     pub auto_delete: bool,
     /// Declared arguments (`x-…`).
     pub arguments: FieldTable,
+    /// The store keeping this durable queue's persistent messages.
+    pub persistence: Option<Persistence>,
+}
+
+/// A durable queue's link to the message store.
+#[derive(Clone)]
+pub struct Persistence {
+    /// The queue's identity in the store.
+    pub id: QueueId,
+    /// The store.
+    pub store: Arc<Store>,
 }
 
 /// A consumer attached to a queue.
@@ -55,7 +68,6 @@ pub struct Consumer {
 }
 
 /// A message queue.
-#[derive(Debug)]
 pub struct Queue {
     /// The queue's declared properties.
     pub config: QueueConfig,
@@ -74,15 +86,18 @@ struct QueueState {
 
 impl QueueState {
     /// Drops expired messages from the head, where RabbitMQ expires them.
-    fn drop_expired_head(&mut self) {
+    fn drop_expired_head(&mut self, persistence: Option<&Persistence>) {
         let now = std::time::Instant::now();
-        while self
-            .ready
-            .front()
-            .is_some_and(|m| m.message.is_expired(now))
-        {
-            self.ready.pop_front();
+        while let Some(message) = self.ready.pop_front_if(|m| m.message.is_expired(now)) {
+            forget(persistence, &message);
         }
+    }
+}
+
+/// Tells the store a message has left a durable queue for good.
+fn forget(persistence: Option<&Persistence>, message: &QueuedMessage) {
+    if let (Some(persistence), Some(location)) = (persistence, message.message.stored) {
+        persistence.store.ack(persistence.id, location);
     }
 }
 
@@ -95,6 +110,14 @@ pub enum ConsumerRemoval {
     Removed,
     /// The consumer is gone and the auto-delete queue has none left: delete it.
     RemovedLastOfAutoDelete,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.config.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Queue {
@@ -114,7 +137,7 @@ impl Queue {
     /// Ready messages (not counting those delivered and unacknowledged).
     pub fn message_count(&self) -> u32 {
         let mut state = self.state.lock();
-        state.drop_expired_head();
+        state.drop_expired_head(self.config.persistence.as_ref());
         state.ready.len() as u32
     }
 
@@ -162,15 +185,51 @@ impl Queue {
         self.dispatch_locked(&mut state);
         // A message whose TTL ran out while it waited (expiration "0" included)
         // is dropped rather than kept for a later consumer.
-        state.drop_expired_head();
+        state.drop_expired_head(self.config.persistence.as_ref());
     }
 
     /// Takes the head message for `basic.get`, with the count left behind.
-    pub fn get(&self) -> Option<(QueuedMessage, u32)> {
+    /// With `no_ack` the message is settled as it leaves.
+    pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         let mut state = self.state.lock();
-        state.drop_expired_head();
+        state.drop_expired_head(self.config.persistence.as_ref());
         let message = state.ready.pop_front()?;
+        if no_ack {
+            forget(self.config.persistence.as_ref(), &message);
+        }
         Some((message, state.ready.len() as u32))
+    }
+
+    /// Settles delivered messages for good (acked, or rejected without requeue).
+    pub fn settle<'m>(&self, messages: impl IntoIterator<Item = &'m QueuedMessage>) {
+        for message in messages {
+            forget(self.config.persistence.as_ref(), message);
+        }
+    }
+
+    /// Where the store keeps the ready messages that were delivered before.
+    pub fn redelivered_locations(&self) -> Vec<Location> {
+        let state = self.state.lock();
+        state
+            .ready
+            .iter()
+            .filter(|m| m.redelivered)
+            .filter_map(|m| m.message.stored)
+            .collect()
+    }
+
+    /// Fills a recovered queue with its messages, in order.
+    pub fn restore(&self, messages: impl IntoIterator<Item = (Arc<Message>, bool)>) {
+        let mut state = self.state.lock();
+        for (message, redelivered) in messages {
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.ready.push_back(QueuedMessage {
+                seq,
+                message,
+                redelivered,
+            });
+        }
     }
 
     /// Puts delivered messages back at their original places, marked redelivered.
@@ -178,6 +237,7 @@ impl Queue {
         let mut state = self.state.lock();
         for mut message in messages {
             if state.deleted {
+                forget(self.config.persistence.as_ref(), &message);
                 continue;
             }
             message.redelivered = true;
@@ -229,7 +289,9 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut state = self.state.lock();
         let count = state.ready.len() as u32;
-        state.ready.clear();
+        for message in state.ready.drain(..) {
+            forget(self.config.persistence.as_ref(), &message);
+        }
         count
     }
 
@@ -238,7 +300,9 @@ impl Queue {
         let mut state = self.state.lock();
         state.deleted = true;
         let count = state.ready.len() as u32;
-        state.ready.clear();
+        for message in state.ready.drain(..) {
+            forget(self.config.persistence.as_ref(), &message);
+        }
         for consumer in state.consumers.drain(..) {
             consumer.mailbox.cancel(consumer.channel, consumer.tag);
         }
@@ -248,7 +312,7 @@ impl Queue {
     /// Hands ready messages to consumers that can take them.
     pub fn dispatch(self: &Arc<Self>) {
         let mut state = self.state.lock();
-        state.drop_expired_head();
+        state.drop_expired_head(self.config.persistence.as_ref());
         self.dispatch_locked(&mut state);
     }
 
@@ -260,6 +324,8 @@ impl Queue {
             let consumer = &state.consumers[index];
             let message = state.ready.pop_front().expect("ready is not empty");
             let credit = (!consumer.no_ack).then(|| consumer.credit.clone());
+            // A no-ack delivery is settled once it is handed over.
+            let settled_on_send = consumer.no_ack.then(|| message.clone());
             let delivered = consumer.mailbox.deliver(
                 consumer.channel,
                 consumer.tag.clone(),
@@ -268,7 +334,12 @@ impl Queue {
                 credit,
             );
             match delivered {
-                Ok(()) => state.next_consumer = index + 1,
+                Ok(()) => {
+                    if let Some(message) = settled_on_send {
+                        forget(self.config.persistence.as_ref(), &message);
+                    }
+                    state.next_consumer = index + 1;
+                }
                 Err(message) => {
                     // The connection is closing and will detach the consumer.
                     if !consumer.no_ack {

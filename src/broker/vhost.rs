@@ -13,15 +13,29 @@ use crate::broker::arguments::{QUEUE_EQUIVALENCE_KEYS, assert_equivalent};
 use crate::broker::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind};
 use crate::broker::message::Message;
 use crate::broker::names;
-use crate::broker::queue::{ConnectionId, Queue, QueueConfig};
+use crate::broker::queue::{ConnectionId, Persistence, Queue, QueueConfig};
 use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::FieldTable;
+use crate::store::definitions::{
+    BindingDefinition, DefinitionStore, ExchangeDefinition, QueueDefinition, VHostDefinitions,
+};
+use crate::store::record::QueueId;
+use crate::store::{Location, Store};
 
 /// A virtual host.
-#[derive(Debug)]
 pub struct VHost {
     name: Arc<str>,
     definitions: RwLock<Definitions>,
+    store: Arc<Store>,
+    saved: Arc<DefinitionStore>,
+}
+
+impl std::fmt::Debug for VHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VHost")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -112,7 +126,7 @@ const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
 
 impl VHost {
     /// A vhost with the standard `amq.*` exchanges.
-    pub fn new(name: &str) -> VHost {
+    pub fn new(name: &str, store: Arc<Store>, saved: Arc<DefinitionStore>) -> VHost {
         let mut definitions = Definitions::default();
         for (name, kind) in DEFAULT_EXCHANGES {
             let config = ExchangeConfig {
@@ -130,7 +144,167 @@ impl VHost {
         VHost {
             name: Arc::from(name),
             definitions: RwLock::new(definitions),
+            store,
+            saved,
         }
+    }
+
+    /// Rebuilds a vhost from its saved definitions; each durable queue takes
+    /// its recovered messages out of `messages`.
+    pub fn recover(
+        name: &str,
+        store: Arc<Store>,
+        saved: Arc<DefinitionStore>,
+        stored: &VHostDefinitions,
+        messages: &mut HashMap<QueueId, Vec<(Arc<Message>, bool)>>,
+    ) -> VHost {
+        let vhost = VHost::new(name, store, saved);
+        let mut definitions = vhost.definitions.write();
+        for x in &stored.exchanges {
+            let Ok(kind) = ExchangeKind::parse(&x.kind) else {
+                tracing::error!(
+                    exchange = x.name,
+                    kind = x.kind,
+                    "saved exchange has an unknown type; skipped"
+                );
+                continue;
+            };
+            let config = ExchangeConfig {
+                name: Arc::from(x.name.as_str()),
+                kind,
+                durable: true,
+                auto_delete: x.auto_delete,
+                internal: x.internal,
+                arguments: x.arguments.clone(),
+            };
+            definitions
+                .exchanges
+                .insert(config.name.clone(), Exchange::new(config));
+        }
+        for q in &stored.queues {
+            let queue = Queue::new(QueueConfig {
+                name: Arc::from(q.name.as_str()),
+                vhost: vhost.name.clone(),
+                durable: true,
+                exclusive_owner: None,
+                auto_delete: q.auto_delete,
+                arguments: q.arguments.clone(),
+                persistence: Some(Persistence {
+                    id: q.id,
+                    store: vhost.store.clone(),
+                }),
+            });
+            queue.restore(messages.remove(&q.id).unwrap_or_default());
+            definitions.queues.insert(queue.config.name.clone(), queue);
+        }
+        for b in &stored.bindings {
+            let destination = if b.to_exchange {
+                Destination::Exchange(Arc::from(b.destination.as_str()))
+            } else {
+                Destination::Queue(Arc::from(b.destination.as_str()))
+            };
+            let binding = Binding {
+                destination,
+                routing_key: Arc::from(b.routing_key.as_str()),
+                arguments: b.arguments.clone(),
+            };
+            if let Some(exchange) = definitions.exchanges.get_mut(b.source.as_str())
+                && let Err(e) = exchange.bind(binding)
+            {
+                tracing::error!(source = b.source, error = %e, "saved binding refused; skipped");
+            }
+        }
+        drop(definitions);
+        vhost
+    }
+
+    /// Saves the durable part of the definitions (a no-op when it did not change).
+    fn persist(&self, definitions: &Definitions) {
+        let durable_queue = |name: &str| {
+            definitions
+                .queues
+                .get(name)
+                .is_some_and(|q| q.config.durable)
+        };
+        let durable_exchange = |name: &str| {
+            definitions
+                .exchanges
+                .get(name)
+                .is_some_and(|x| x.config.durable)
+        };
+        let mut saved = VHostDefinitions::default();
+        for exchange in definitions.exchanges.values().filter(|x| x.config.durable) {
+            let config = &exchange.config;
+            if !DEFAULT_EXCHANGES
+                .iter()
+                .any(|(name, _)| *name == &*config.name)
+            {
+                saved.exchanges.push(ExchangeDefinition {
+                    name: config.name.to_string(),
+                    kind: config.kind.name().to_string(),
+                    auto_delete: config.auto_delete,
+                    internal: config.internal,
+                    arguments: config.arguments.clone(),
+                });
+            }
+            for binding in exchange.bindings() {
+                let (to_exchange, destination) = match &binding.destination {
+                    Destination::Queue(name) if durable_queue(name) => (false, name),
+                    Destination::Exchange(name) if durable_exchange(name) => (true, name),
+                    _ => continue,
+                };
+                saved.bindings.push(BindingDefinition {
+                    source: config.name.to_string(),
+                    destination: destination.to_string(),
+                    to_exchange,
+                    routing_key: binding.routing_key.to_string(),
+                    arguments: binding.arguments.clone(),
+                });
+            }
+        }
+        for queue in definitions.queues.values() {
+            if let Some(persistence) = &queue.config.persistence {
+                saved.queues.push(QueueDefinition {
+                    name: queue.config.name.to_string(),
+                    id: persistence.id,
+                    auto_delete: queue.config.auto_delete,
+                    arguments: queue.config.arguments.clone(),
+                });
+            }
+        }
+        // Map iteration order is arbitrary; sorting keeps unchanged definitions equal.
+        saved.exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+        saved.queues.sort_by(|a, b| a.name.cmp(&b.name));
+        saved.bindings.sort_by(|a, b| {
+            (&a.source, &a.destination, &a.routing_key).cmp(&(
+                &b.source,
+                &b.destination,
+                &b.routing_key,
+            ))
+        });
+        self.saved.save(&self.name, saved);
+    }
+
+    /// The stored messages of durable queues that were delivered before (for a clean shutdown).
+    pub fn redelivered_messages(&self) -> Vec<(QueueId, Location)> {
+        let definitions = self.definitions.read();
+        let mut out = Vec::new();
+        for queue in definitions.queues.values() {
+            if let Some(persistence) = &queue.config.persistence {
+                out.extend(
+                    queue
+                        .redelivered_locations()
+                        .into_iter()
+                        .map(|at| (persistence.id, at)),
+                );
+            }
+        }
+        out
+    }
+
+    /// The message store behind the vhost's durable queues.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// The vhost's name.
@@ -195,9 +369,13 @@ impl VHost {
                 internal: declare.internal,
                 arguments: declare.arguments,
             };
+            let durable = config.durable;
             definitions
                 .exchanges
                 .insert(config.name.clone(), Exchange::new(config));
+            if durable {
+                self.persist(&definitions);
+            }
             return Ok(());
         };
         let current = &existing.config;
@@ -259,6 +437,7 @@ impl VHost {
             }
             Some(_) => {
                 definitions.remove_exchange(name);
+                self.persist(&definitions);
                 Ok(())
             }
         }
@@ -309,6 +488,10 @@ impl VHost {
             )?;
             return Ok(Self::declared(queue.clone()));
         }
+        let persistence = durable.then(|| Persistence {
+            id: self.saved.next_queue_id(),
+            store: self.store.clone(),
+        });
         let queue = Queue::new(QueueConfig {
             name: Arc::from(name.as_str()),
             vhost: self.name.clone(),
@@ -316,10 +499,14 @@ impl VHost {
             exclusive_owner: owner,
             auto_delete: declare.auto_delete,
             arguments: declare.arguments,
+            persistence,
         });
         definitions
             .queues
             .insert(queue.config.name.clone(), queue.clone());
+        if durable {
+            self.persist(&definitions);
+        }
         Ok(Self::declared(queue))
     }
 
@@ -384,6 +571,7 @@ impl VHost {
         }
         definitions.queues.remove(queue.name());
         definitions.remove_bindings_to(Destination::Queue(queue.config.name.clone()));
+        self.persist(&definitions);
         queue.delete()
     }
 
@@ -417,7 +605,9 @@ impl VHost {
             destination,
             routing_key: Arc::from(routing_key),
             arguments,
-        })
+        })?;
+        self.persist(&definitions);
+        Ok(())
     }
 
     /// `queue.unbind` and `exchange.unbind`; removing what is not bound succeeds, as in RabbitMQ.
@@ -440,6 +630,7 @@ impl VHost {
             let name = exchange.config.name.clone();
             definitions.remove_exchange(&name);
         }
+        self.persist(&definitions);
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! of its state needs a lock. It talks to the broker through the vhost and its
 //! queues, and writes replies into the connection's outbound buffer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchange, queue, tx};
@@ -20,6 +20,8 @@ use crate::broker::vhost::{ExchangeDeclare, QueueDeclare, VHost};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
 use crate::protocol::frame::{ContentHeader, PROPERTIES_OFFSET};
 use crate::protocol::{Method, ShortString, encode};
+use crate::store::Ticket;
+use crate::store::record::QueueId;
 
 /// What a channel needs from its connection while handling a method.
 pub struct Context<'a> {
@@ -37,6 +39,8 @@ pub struct Context<'a> {
     pub max_message_size: u64,
     /// The authenticated user (checked against `user_id` properties).
     pub user: &'a str,
+    /// The highest store ticket on disk.
+    pub synced: Ticket,
 }
 
 /// A consumer as its channel sees it.
@@ -64,18 +68,21 @@ struct PendingPublish {
 
 /// A message routed but not yet handed to its queues (inside a transaction).
 struct Routed {
-    message: Arc<Message>,
+    message: Message,
     queues: Vec<Arc<Queue>>,
     mandatory: bool,
 }
 
-/// Publisher-confirm bookkeeping: confirms are coalesced per batch of frames.
+/// Publisher-confirm bookkeeping: confirms are coalesced per batch of frames,
+/// and a persistent message is confirmed only once the store has synced it.
 #[derive(Default)]
 struct Confirms {
     /// Sequence number of the last publish received.
     published: u64,
     /// Highest sequence number confirmed so far.
     confirmed: u64,
+    /// Publishes waiting for the store, with the ticket each waits for.
+    on_disk: VecDeque<(u64, Ticket)>,
 }
 
 /// Work a transaction holds until commit.
@@ -100,6 +107,8 @@ pub struct Channel {
     transaction: Option<Transaction>,
     credit_released: bool,
     last_declared_queue: Option<Arc<str>>,
+    /// Tickets that pending tx.commit-oks wait for (0: waits only for those before it).
+    commits_on_disk: VecDeque<Ticket>,
 }
 
 impl Channel {
@@ -118,6 +127,7 @@ impl Channel {
             transaction: None,
             credit_released: false,
             last_declared_queue: None,
+            commits_on_disk: VecDeque::new(),
         }
     }
 
@@ -457,15 +467,22 @@ impl Channel {
             }
             tx::AMQPMethod::Commit(_) => {
                 let tx = std::mem::take(self.transaction.as_mut().ok_or_else(not_transactional)?);
+                let mut last_ticket = None;
                 for routed in tx.publishes {
-                    self.deliver_routed(ctx, routed);
+                    last_ticket = self.deliver_routed(ctx, routed).or(last_ticket);
                 }
                 self.settle(tx.acks.into_iter().map(|(_, u)| u), false);
                 self.settle(tx.rejects.into_iter().map(|(_, u)| u), true);
-                self.reply(
-                    ctx,
-                    AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
-                );
+                // commit-ok promises the persistent publishes are on disk.
+                match last_ticket {
+                    Some(ticket) => self.commits_on_disk.push_back(ticket),
+                    None if self.commits_on_disk.is_empty() => self.reply(
+                        ctx,
+                        AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
+                    ),
+                    // Keep commit-oks in order behind one still waiting for the disk.
+                    None => self.commits_on_disk.push_back(0),
+                }
                 Ok(())
             }
             tx::AMQPMethod::Rollback(_) => {
@@ -536,7 +553,7 @@ impl Channel {
         let queue = ctx
             .vhost
             .queue_for(&self.queue_name(g.queue.as_str())?, ctx.connection)?;
-        let Some((message, message_count)) = queue.get() else {
+        let Some((message, message_count)) = queue.get(g.no_ack) else {
             self.reply(
                 ctx,
                 AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
@@ -630,7 +647,9 @@ impl Channel {
                 credit.release(1);
                 self.credit_released = true;
             }
-            if requeue {
+            if !requeue {
+                unacked.queue.settle([&unacked.message]);
+            } else {
                 match by_queue
                     .iter_mut()
                     .find(|(q, _)| Arc::ptr_eq(q, &unacked.queue))
@@ -731,28 +750,34 @@ impl Channel {
             properties,
             body,
             expires_at: None,
+            stored: None,
         };
         let mut queues = Vec::new();
         ctx.vhost
             .route(publish.exchange.as_str(), &message, &mut queues)?;
         message.check_properties(ctx.user)?;
-        let message = Arc::new(message);
         let routed = Routed {
             message,
             queues,
             mandatory: publish.mandatory,
         };
+        if let Some(tx) = &mut self.transaction {
+            tx.publishes.push(routed);
+            return Ok(());
+        }
+        let ticket = self.deliver_routed(ctx, routed);
         if let Some(confirms) = &mut self.confirms {
             confirms.published += 1;
-        }
-        match &mut self.transaction {
-            Some(tx) => tx.publishes.push(routed),
-            None => self.deliver_routed(ctx, routed),
+            if let Some(ticket) = ticket {
+                confirms.on_disk.push_back((confirms.published, ticket));
+            }
         }
         Ok(())
     }
 
-    fn deliver_routed(&mut self, ctx: &mut Context, routed: Routed) {
+    /// Hands a routed message to its queues, storing it first if it is
+    /// persistent and reaches durable queues; returns the store ticket then.
+    fn deliver_routed(&mut self, ctx: &mut Context, routed: Routed) -> Option<Ticket> {
         if routed.queues.is_empty() {
             if routed.mandatory {
                 let message = &routed.message;
@@ -771,11 +796,31 @@ impl Channel {
                     ctx.frame_max,
                 );
             }
-            return;
+            return None;
         }
+        let mut message = routed.message;
+        let durable: Vec<QueueId> = routed
+            .queues
+            .iter()
+            .filter_map(|q| q.config.persistence.as_ref().map(|p| p.id))
+            .collect();
+        let mut ticket = None;
+        if !durable.is_empty() && message.is_persistent() {
+            let (location, written) = ctx.vhost.store().publish(
+                &durable,
+                &message.exchange,
+                &message.routing_key,
+                &message.properties,
+                &message.body,
+            );
+            message.stored = Some(location);
+            ticket = Some(written);
+        }
+        let message = Arc::new(message);
         for queue in &routed.queues {
-            queue.publish(routed.message.clone());
+            queue.publish(message.clone());
         }
+        ticket
     }
 
     /// Writes a delivery from the mailbox, or gives it back if its consumer is gone.
@@ -831,12 +876,34 @@ impl Channel {
 
     /// End of a batch of frames: coalesced confirms, and dispatch where credit came back.
     pub fn end_of_batch(&mut self, ctx: &mut Context) {
-        if let Some(confirms) = &mut self.confirms
-            && confirms.published > confirms.confirmed
+        if let Some(confirms) = &mut self.confirms {
+            while confirms
+                .on_disk
+                .front()
+                .is_some_and(|&(_, t)| t <= ctx.synced)
+            {
+                confirms.on_disk.pop_front();
+            }
+            let up_to = confirms
+                .on_disk
+                .front()
+                .map_or(confirms.published, |&(seq, _)| seq - 1);
+            if up_to > confirms.confirmed {
+                let multiple = up_to - confirms.confirmed > 1;
+                confirms.confirmed = up_to;
+                encode::basic_ack(ctx.out, self.id, up_to, multiple);
+            }
+        }
+        while self
+            .commits_on_disk
+            .front()
+            .is_some_and(|&t| t <= ctx.synced)
         {
-            let multiple = confirms.published - confirms.confirmed > 1;
-            confirms.confirmed = confirms.published;
-            encode::basic_ack(ctx.out, self.id, confirms.published, multiple);
+            self.commits_on_disk.pop_front();
+            self.reply(
+                ctx,
+                AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
+            );
         }
         if std::mem::take(&mut self.credit_released) {
             let mut seen: Vec<*const Queue> = Vec::new();
@@ -847,6 +914,15 @@ impl Channel {
                 }
             }
         }
+    }
+
+    /// Whether replies wait for the store to sync.
+    pub fn awaits_disk(&self) -> bool {
+        !self.commits_on_disk.is_empty()
+            || self
+                .confirms
+                .as_ref()
+                .is_some_and(|c| !c.on_disk.is_empty())
     }
 
     /// Marks the channel closed by the server, releasing everything it holds.

@@ -26,6 +26,7 @@ use crate::protocol::encode;
 use crate::protocol::frame::split_frame;
 use crate::server::handshake::{self, Limits, Refused};
 use crate::server::session::{Phase, Session};
+use crate::store::Ticket;
 
 /// Outbound bytes above which the connection stops reading and delivering.
 const OUTBOUND_HIGH_WATER: usize = 1 << 20;
@@ -80,6 +81,7 @@ pub async fn serve(
     };
     let span =
         tracing::info_span!("connection", %peer, user = %opened.user, vhost = opened.vhost.name());
+    let synced = opened.vhost.store().synced();
     let (session, events) = Session::new(
         broker.next_connection_id(),
         opened.user,
@@ -90,8 +92,9 @@ pub async fn serve(
     );
     let frame_max = opened.tuning.frame_max;
     let heartbeat = Duration::from_secs(opened.tuning.heartbeat.into());
+    let watches = Watches { shutdown, synced };
     run_session(
-        stream, inbuf, session, events, frame_max, heartbeat, shutdown,
+        stream, inbuf, session, events, frame_max, heartbeat, watches,
     )
     .instrument(span)
     .await;
@@ -105,8 +108,12 @@ async fn run_session(
     mut events: UnboundedReceiver<Event>,
     frame_max: u32,
     heartbeat: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    watches: Watches,
 ) {
+    let Watches {
+        mut shutdown,
+        mut synced,
+    } = watches;
     tracing::info!(
         heartbeat = heartbeat.as_secs(),
         frame_max,
@@ -192,6 +199,12 @@ async fn run_session(
                 }
                 wrote_since_tick = false;
             }
+            changed = synced.changed(), if session.awaits_disk() => {
+                if changed.is_ok() {
+                    session.disk_synced(*synced.borrow_and_update());
+                    session.end_of_batch();
+                }
+            }
             _ = sleep_until(close_deadline) => {
                 tracing::info!("no close-ok from client; closing socket");
                 break;
@@ -210,6 +223,14 @@ async fn run_session(
     let _ = tokio::time::timeout(Duration::from_secs(1), writer.write_all(&session.out)).await;
     let _ = writer.shutdown().await;
     tracing::info!("connection closed");
+}
+
+/// What a connection watches besides its socket and mailbox.
+struct Watches {
+    /// Flips to true when the broker shuts down.
+    shutdown: watch::Receiver<bool>,
+    /// The highest store ticket on disk (for confirms of persistent messages).
+    synced: watch::Receiver<Ticket>,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

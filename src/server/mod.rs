@@ -42,6 +42,11 @@ impl Server {
         })
     }
 
+    /// The broker this server serves (for a clean shutdown after [`Server::run`]).
+    pub fn broker(&self) -> Arc<Broker> {
+        self.broker.clone()
+    }
+
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()

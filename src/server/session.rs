@@ -23,6 +23,7 @@ use crate::protocol::frame::{
 };
 use crate::protocol::{Method, encode};
 use crate::server::channel::{Channel, Context};
+use crate::store::Ticket;
 
 /// Limits agreed in connection.tune / tune-ok.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +60,7 @@ pub struct Session {
     consumer_cancel_notify: bool,
     max_message_size: u64,
     phase: Phase,
+    synced: Ticket,
 }
 
 impl Session {
@@ -83,6 +85,7 @@ impl Session {
             consumer_cancel_notify,
             max_message_size,
             phase: Phase::Open,
+            synced: 0,
         };
         (session, events)
     }
@@ -106,6 +109,7 @@ impl Session {
             frame_max: self.tuning.frame_max,
             max_message_size: self.max_message_size,
             user: &self.user,
+            synced: self.synced,
         };
         (&mut self.channels, ctx)
     }
@@ -286,6 +290,16 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Whether some reply waits for the store to sync (then the connection watches it).
+    pub fn awaits_disk(&self) -> bool {
+        self.channels.values().any(Channel::awaits_disk)
+    }
+
+    /// Records how far the store has synced; replies waiting for it go out at the batch end.
+    pub fn disk_synced(&mut self, ticket: Ticket) {
+        self.synced = ticket;
     }
 
     /// Called after each batch of frames: flushes coalesced confirms and re-dispatches.
