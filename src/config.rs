@@ -32,6 +32,10 @@ pub struct Config {
     /// lost); N > 0 fsyncs at most every N ms — fewer syncs under light load,
     /// confirms delayed by up to N ms, same guarantee for what is confirmed.
     pub sync_interval_ms: u64,
+    /// Ready messages per durable queue kept in memory
+    /// (`WARREN_QUEUE_IN_MEMORY_LIMIT`); past it, persistent messages' bodies
+    /// live only on disk and are read back when delivered.
+    pub queue_in_memory_limit: usize,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -64,7 +68,8 @@ impl Config {
             .set_default("frame_max", 131_072)?
             .set_default("channel_max", 2047)?
             .set_default("max_message_size", 134_217_728u64)?
-            .set_default("sync_interval_ms", 0)?;
+            .set_default("sync_interval_ms", 0)?
+            .set_default("queue_in_memory_limit", 4096)?;
         if let Some(file) = &overrides.file {
             builder = builder
                 .add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml));

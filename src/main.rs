@@ -14,7 +14,8 @@ use warren::config::{Config, Overrides};
 /// Settings come from defaults, then the TOML file given by --config, then
 /// WARREN_* environment variables (WARREN_LISTEN, WARREN_DATA_DIR, WARREN_LOG,
 /// WARREN_DEFAULT_USER, WARREN_DEFAULT_PASS, WARREN_HEARTBEAT, WARREN_FRAME_MAX,
-/// WARREN_CHANNEL_MAX, WARREN_MAX_MESSAGE_SIZE, WARREN_SYNC_INTERVAL_MS), then these flags.
+/// WARREN_CHANNEL_MAX, WARREN_MAX_MESSAGE_SIZE, WARREN_SYNC_INTERVAL_MS,
+/// WARREN_QUEUE_IN_MEMORY_LIMIT), then these flags.
 #[derive(Debug, Parser)]
 #[command(name = "warren", version)]
 struct Flags {

@@ -15,7 +15,12 @@ pub async fn bind(config: &Config) -> std::io::Result<Server> {
         ms => SyncPolicy::Interval(std::time::Duration::from_millis(ms)),
     };
     let users = Users::with_user(&config.default_user, &config.default_pass);
-    let broker = Broker::open(&config.data_dir, users, policy)?;
+    let broker = Broker::open(
+        &config.data_dir,
+        users,
+        policy,
+        config.queue_in_memory_limit,
+    )?;
     let settings = ConnectionSettings {
         limits: Limits {
             channel_max: config.channel_max,

@@ -12,6 +12,7 @@ pub mod mailbox;
 pub mod message;
 pub mod names;
 pub mod queue;
+pub mod ready;
 pub mod topic;
 pub mod vhost;
 
@@ -27,7 +28,7 @@ use parking_lot::RwLock;
 use crate::auth::Users;
 use crate::broker::message::Message;
 use crate::broker::queue::ConnectionId;
-use crate::broker::vhost::VHost;
+use crate::broker::vhost::{Durability, RecoveredMessage, VHost};
 use crate::store::definitions::DefinitionStore;
 use crate::store::record::QueueId;
 use crate::store::{Location, Store, SyncPolicy};
@@ -57,49 +58,53 @@ impl std::fmt::Debug for Broker {
 impl Broker {
     /// Opens the broker on its data directory, restoring durable definitions
     /// and persistent messages; the default vhost `/` always exists.
-    pub fn open(data_dir: &Path, users: Users, policy: SyncPolicy) -> io::Result<Arc<Broker>> {
+    pub fn open(
+        data_dir: &Path,
+        users: Users,
+        policy: SyncPolicy,
+        in_memory_limit: usize,
+    ) -> io::Result<Arc<Broker>> {
         let started = Instant::now();
         std::fs::create_dir_all(data_dir)?;
         let saved = Arc::new(DefinitionStore::open(data_dir)?);
         let clean = take_clean_shutdown(data_dir);
-        let (store, recovered) = Store::open(&data_dir.join("messages"), policy)?;
+        let (store, recovered) = Store::open(&data_dir.join("messages"), policy, in_memory_limit)?;
         let mut shared: HashMap<Location, Arc<Message>> = HashMap::new();
-        let mut messages: HashMap<QueueId, Vec<(Arc<Message>, bool)>> = HashMap::new();
+        let mut messages: HashMap<QueueId, Vec<RecoveredMessage>> = HashMap::new();
         let mut count = 0usize;
         for (queue, list) in recovered {
             let restored = messages.entry(queue).or_default();
             for item in list {
-                let message = shared
-                    .entry(item.location)
-                    .or_insert_with(|| Arc::new(Message::recovered(&item.message, item.location)))
-                    .clone();
+                let message = item.message.map(|stored| {
+                    shared
+                        .entry(item.location)
+                        .or_insert_with(|| Arc::new(Message::recovered(&stored, item.location)))
+                        .clone()
+                });
                 let redelivered = clean
                     .as_ref()
                     .is_none_or(|set| set.contains(&(queue, item.location)));
-                restored.push((message, redelivered));
+                restored.push((item.location, message, redelivered));
                 count += 1;
             }
         }
+        let durability = Durability {
+            store: store.clone(),
+            saved: saved.clone(),
+            in_memory_limit,
+        };
         let mut vhosts = HashMap::new();
         for (name, definitions) in saved.vhosts() {
-            let vhost = VHost::recover(
-                &name,
-                store.clone(),
-                saved.clone(),
-                &definitions,
-                &mut messages,
-            );
+            let vhost = VHost::recover(&name, durability.clone(), &definitions, &mut messages);
             vhosts.insert(name, Arc::new(vhost));
         }
         vhosts
             .entry("/".to_string())
-            .or_insert_with(|| Arc::new(VHost::new("/", store.clone(), saved.clone())));
+            .or_insert_with(|| Arc::new(VHost::new("/", durability.clone())));
         for (queue, orphans) in messages {
             // Messages of queues deleted before their acks reached disk.
-            for (message, _) in orphans {
-                if let Some(location) = message.stored {
-                    store.ack(queue, location);
-                }
+            for (location, _, _) in orphans {
+                store.ack(queue, location);
             }
         }
         tracing::info!(

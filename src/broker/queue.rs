@@ -5,13 +5,13 @@
 //! inside that lock: it hands ready messages round-robin to consumers that have
 //! prefetch credit and whose connection is not congested.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use crate::broker::mailbox::{Credit, Mailbox};
 use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::ready::ReadyList;
 use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::FieldTable;
 use crate::store::record::QueueId;
@@ -46,6 +46,8 @@ pub struct Persistence {
     pub id: QueueId,
     /// The store.
     pub store: Arc<Store>,
+    /// Ready messages whose bodies stay in memory; past it they are paged out.
+    pub in_memory_limit: usize,
 }
 
 /// A consumer attached to a queue.
@@ -74,9 +76,9 @@ pub struct Queue {
     state: Mutex<QueueState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct QueueState {
-    ready: VecDeque<QueuedMessage>,
+    ready: ReadyList,
     next_seq: u64,
     consumers: Vec<Consumer>,
     next_consumer: usize,
@@ -87,17 +89,22 @@ struct QueueState {
 impl QueueState {
     /// Drops expired messages from the head, where RabbitMQ expires them.
     fn drop_expired_head(&mut self, persistence: Option<&Persistence>) {
-        let now = std::time::Instant::now();
-        while let Some(message) = self.ready.pop_front_if(|m| m.message.is_expired(now)) {
-            forget(persistence, &message);
-        }
+        let dropped = self.ready.drop_expired_head(std::time::Instant::now());
+        forget_all(persistence, dropped);
     }
 }
 
 /// Tells the store a message has left a durable queue for good.
 fn forget(persistence: Option<&Persistence>, message: &QueuedMessage) {
-    if let (Some(persistence), Some(location)) = (persistence, message.message.stored) {
-        persistence.store.ack(persistence.id, location);
+    forget_all(persistence, message.message.stored);
+}
+
+/// Tells the store that messages at these locations left a durable queue for good.
+fn forget_all(persistence: Option<&Persistence>, locations: impl IntoIterator<Item = Location>) {
+    if let Some(persistence) = persistence {
+        for location in locations {
+            persistence.store.ack(persistence.id, location);
+        }
     }
 }
 
@@ -123,9 +130,21 @@ impl std::fmt::Debug for Queue {
 impl Queue {
     /// A new empty queue.
     pub fn new(config: QueueConfig) -> Arc<Queue> {
+        let in_memory_limit = config
+            .persistence
+            .as_ref()
+            .map_or(usize::MAX, |p| p.in_memory_limit);
+        let state = QueueState {
+            ready: ReadyList::new(in_memory_limit),
+            next_seq: 0,
+            consumers: Vec::new(),
+            next_consumer: 0,
+            had_consumer: false,
+            deleted: false,
+        };
         Arc::new(Queue {
             config,
-            state: Mutex::new(QueueState::default()),
+            state: Mutex::new(state),
         })
     }
 
@@ -177,11 +196,7 @@ impl Queue {
         }
         let seq = state.next_seq;
         state.next_seq += 1;
-        state.ready.push_back(QueuedMessage {
-            seq,
-            message,
-            redelivered: false,
-        });
+        state.ready.push_back(seq, message, false);
         self.dispatch_locked(&mut state);
         // A message whose TTL ran out while it waited (expiration "0" included)
         // is dropped rather than kept for a later consumer.
@@ -193,7 +208,7 @@ impl Queue {
     pub fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         let mut state = self.state.lock();
         state.drop_expired_head(self.config.persistence.as_ref());
-        let message = state.ready.pop_front()?;
+        let message = state.ready.pop_front(self.config.persistence.as_ref())?;
         if no_ack {
             forget(self.config.persistence.as_ref(), &message);
         }
@@ -209,26 +224,22 @@ impl Queue {
 
     /// Where the store keeps the ready messages that were delivered before.
     pub fn redelivered_locations(&self) -> Vec<Location> {
-        let state = self.state.lock();
-        state
-            .ready
-            .iter()
-            .filter(|m| m.redelivered)
-            .filter_map(|m| m.message.stored)
-            .collect()
+        self.state.lock().ready.redelivered_locations()
     }
 
-    /// Fills a recovered queue with its messages, in order.
-    pub fn restore(&self, messages: impl IntoIterator<Item = (Arc<Message>, bool)>) {
+    /// Fills a recovered queue with its messages, in order; `None` is a message left on disk.
+    pub fn restore(
+        &self,
+        messages: impl IntoIterator<Item = (Location, Option<Arc<Message>>, bool)>,
+    ) {
         let mut state = self.state.lock();
-        for (message, redelivered) in messages {
+        for (location, message, redelivered) in messages {
             let seq = state.next_seq;
             state.next_seq += 1;
-            state.ready.push_back(QueuedMessage {
-                seq,
-                message,
-                redelivered,
-            });
+            match message {
+                Some(message) => state.ready.push_back(seq, message, redelivered),
+                None => state.ready.push_paged(seq, location, redelivered),
+            }
         }
     }
 
@@ -241,8 +252,7 @@ impl Queue {
                 continue;
             }
             message.redelivered = true;
-            let at = state.ready.partition_point(|m| m.seq < message.seq);
-            state.ready.insert(at, message);
+            state.ready.insert_in_order(message);
         }
         self.dispatch_locked(&mut state);
     }
@@ -289,9 +299,8 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut state = self.state.lock();
         let count = state.ready.len() as u32;
-        for message in state.ready.drain(..) {
-            forget(self.config.persistence.as_ref(), &message);
-        }
+        let removed = state.ready.clear();
+        forget_all(self.config.persistence.as_ref(), removed);
         count
     }
 
@@ -300,9 +309,8 @@ impl Queue {
         let mut state = self.state.lock();
         state.deleted = true;
         let count = state.ready.len() as u32;
-        for message in state.ready.drain(..) {
-            forget(self.config.persistence.as_ref(), &message);
-        }
+        let removed = state.ready.clear();
+        forget_all(self.config.persistence.as_ref(), removed);
         for consumer in state.consumers.drain(..) {
             consumer.mailbox.cancel(consumer.channel, consumer.tag);
         }
@@ -322,7 +330,11 @@ impl Queue {
                 return;
             };
             let consumer = &state.consumers[index];
-            let message = state.ready.pop_front().expect("ready is not empty");
+            let Some(message) = state.ready.pop_front(self.config.persistence.as_ref()) else {
+                // Everything left was unreadable and has been dropped.
+                consumer.credit.release(u32::from(!consumer.no_ack));
+                return;
+            };
             let credit = (!consumer.no_ack).then(|| consumer.credit.clone());
             // A no-ack delivery is settled once it is handed over.
             let settled_on_send = consumer.no_ack.then(|| message.clone());
@@ -345,7 +357,7 @@ impl Queue {
                     if !consumer.no_ack {
                         consumer.credit.release(1);
                     }
-                    state.ready.push_front(message);
+                    state.ready.insert_in_order(message);
                     return;
                 }
             }

@@ -26,8 +26,29 @@ use crate::store::{Location, Store};
 pub struct VHost {
     name: Arc<str>,
     definitions: RwLock<Definitions>,
-    store: Arc<Store>,
-    saved: Arc<DefinitionStore>,
+    durability: Durability,
+}
+
+/// What a vhost needs to make its durable objects durable.
+#[derive(Clone)]
+pub struct Durability {
+    /// The message store.
+    pub store: Arc<Store>,
+    /// The definitions file.
+    pub saved: Arc<DefinitionStore>,
+    /// Ready messages per durable queue whose bodies stay in memory.
+    pub in_memory_limit: usize,
+}
+
+impl Durability {
+    /// The store link of a new durable queue.
+    fn persistence(&self, id: QueueId) -> Persistence {
+        Persistence {
+            id,
+            store: self.store.clone(),
+            in_memory_limit: self.in_memory_limit,
+        }
+    }
 }
 
 impl std::fmt::Debug for VHost {
@@ -43,6 +64,9 @@ struct Definitions {
     exchanges: HashMap<Arc<str>, Exchange>,
     queues: HashMap<Arc<str>, Arc<Queue>>,
 }
+
+/// A recovered message for a queue: where it is stored, its body if kept in memory, and its redelivered flag.
+pub type RecoveredMessage = (Location, Option<Arc<Message>>, bool);
 
 /// The fields of `exchange.declare` that shape an exchange.
 #[derive(Debug, Clone)]
@@ -126,7 +150,7 @@ const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
 
 impl VHost {
     /// A vhost with the standard `amq.*` exchanges.
-    pub fn new(name: &str, store: Arc<Store>, saved: Arc<DefinitionStore>) -> VHost {
+    pub fn new(name: &str, durability: Durability) -> VHost {
         let mut definitions = Definitions::default();
         for (name, kind) in DEFAULT_EXCHANGES {
             let config = ExchangeConfig {
@@ -144,8 +168,7 @@ impl VHost {
         VHost {
             name: Arc::from(name),
             definitions: RwLock::new(definitions),
-            store,
-            saved,
+            durability,
         }
     }
 
@@ -153,12 +176,11 @@ impl VHost {
     /// its recovered messages out of `messages`.
     pub fn recover(
         name: &str,
-        store: Arc<Store>,
-        saved: Arc<DefinitionStore>,
+        durability: Durability,
         stored: &VHostDefinitions,
-        messages: &mut HashMap<QueueId, Vec<(Arc<Message>, bool)>>,
+        messages: &mut HashMap<QueueId, Vec<RecoveredMessage>>,
     ) -> VHost {
-        let vhost = VHost::new(name, store, saved);
+        let vhost = VHost::new(name, durability);
         let mut definitions = vhost.definitions.write();
         for x in &stored.exchanges {
             let Ok(kind) = ExchangeKind::parse(&x.kind) else {
@@ -189,10 +211,7 @@ impl VHost {
                 exclusive_owner: None,
                 auto_delete: q.auto_delete,
                 arguments: q.arguments.clone(),
-                persistence: Some(Persistence {
-                    id: q.id,
-                    store: vhost.store.clone(),
-                }),
+                persistence: Some(vhost.durability.persistence(q.id)),
             });
             queue.restore(messages.remove(&q.id).unwrap_or_default());
             definitions.queues.insert(queue.config.name.clone(), queue);
@@ -282,7 +301,7 @@ impl VHost {
                 &b.routing_key,
             ))
         });
-        self.saved.save(&self.name, saved);
+        self.durability.saved.save(&self.name, saved);
     }
 
     /// The stored messages of durable queues that were delivered before (for a clean shutdown).
@@ -304,7 +323,7 @@ impl VHost {
 
     /// The message store behind the vhost's durable queues.
     pub fn store(&self) -> &Arc<Store> {
-        &self.store
+        &self.durability.store
     }
 
     /// The vhost's name.
@@ -488,9 +507,9 @@ impl VHost {
             )?;
             return Ok(Self::declared(queue.clone()));
         }
-        let persistence = durable.then(|| Persistence {
-            id: self.saved.next_queue_id(),
-            store: self.store.clone(),
+        let persistence = durable.then(|| {
+            self.durability
+                .persistence(self.durability.saved.next_queue_id())
         });
         let queue = Queue::new(QueueConfig {
             name: Arc::from(name.as_str()),

@@ -24,8 +24,11 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use crate::store::record::{QueueId, StoredMessage, encode_ack, encode_message};
+use crate::store::record::{
+    MAX_RECORD, QueueId, RECORD_HEADER, StoredMessage, decode_message, encode_ack, encode_message,
+};
 use crate::store::segment::{ack_path, list_segments, read_acks, read_segment, segment_path};
+use std::os::unix::fs::FileExt;
 
 /// Where a message record lives.
 #[derive(
@@ -58,8 +61,9 @@ const SEGMENT_SIZE: u64 = 64 << 20;
 pub struct Recovered {
     /// Where it is stored.
     pub location: Location,
-    /// The message (shared by all queues it was routed to).
-    pub message: Arc<StoredMessage>,
+    /// The message (shared by all queues it was routed to); `None` when it
+    /// was beyond the queue's in-memory limit and stays on disk until needed.
+    pub message: Option<Arc<StoredMessage>>,
 }
 
 /// Each durable queue's recovered messages, by queue identity.
@@ -82,18 +86,25 @@ struct State {
     next_ticket: Ticket,
     /// Unsettled (queue, message) pairs per segment.
     live: HashMap<u32, u64>,
-    /// Message bytes waiting for the sync thread, per segment.
-    pending_messages: Vec<(u32, Vec<u8>)>,
+    /// Message bytes waiting for the sync thread: segment, file offset of the first byte, bytes.
+    pending_messages: Vec<(u32, u64, Vec<u8>)>,
     /// Ack bytes waiting for the sync thread, per segment.
     pending_acks: HashMap<u32, Vec<u8>>,
     /// Segments whose last pair was settled, to delete after pending writes.
     dead: Vec<u32>,
+    /// Files open for reading paged-out messages back.
+    readers: HashMap<u32, Arc<File>>,
     stopping: bool,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, returning each queue's recovered messages in order.
-    pub fn open(dir: &Path, policy: SyncPolicy) -> io::Result<(Arc<Store>, RecoveredQueues)> {
+    /// Opens (or creates) the store in `dir`, returning each queue's recovered
+    /// messages in order; only the first `in_memory_limit` of each queue keep their bodies.
+    pub fn open(
+        dir: &Path,
+        policy: SyncPolicy,
+        in_memory_limit: usize,
+    ) -> io::Result<(Arc<Store>, RecoveredQueues)> {
         std::fs::create_dir_all(dir)?;
         let mut by_queue: HashMap<QueueId, Vec<Recovered>> = HashMap::new();
         let mut live = HashMap::new();
@@ -109,12 +120,14 @@ impl Store {
                         continue;
                     }
                     count += 1;
-                    by_queue.entry(queue).or_default().push(Recovered {
+                    let recovered = by_queue.entry(queue).or_default();
+                    let keep = recovered.len() < in_memory_limit;
+                    recovered.push(Recovered {
                         location: Location {
                             segment: number,
                             offset: found.offset,
                         },
-                        message: message.clone(),
+                        message: keep.then(|| message.clone()),
                     });
                 }
             }
@@ -142,13 +155,6 @@ impl Store {
         Ok((store, by_queue))
     }
 
-    /// Releases recovered pairs that belong to no queue any more (deleted while down, or unknown).
-    pub fn drop_recovered(&self, queue: QueueId, messages: &[Recovered]) {
-        for recovered in messages {
-            self.ack(queue, recovered.location);
-        }
-    }
-
     /// Appends a message routed to `queues`; returns where it lives and its ticket.
     pub fn publish(
         &self,
@@ -169,13 +175,14 @@ impl Store {
             state.active_len = 0;
         }
         let segment = state.active;
+        let base = state.active_len;
         let buffer = match state.pending_messages.last_mut() {
-            Some((number, buffer)) if *number == segment => buffer,
+            Some((number, _, buffer)) if *number == segment => buffer,
             _ => {
                 state
                     .pending_messages
-                    .push((segment, Vec::with_capacity(64 * 1024)));
-                &mut state.pending_messages.last_mut().expect("just pushed").1
+                    .push((segment, base, Vec::with_capacity(64 * 1024)));
+                &mut state.pending_messages.last_mut().expect("just pushed").2
             }
         };
         let before = buffer.len();
@@ -192,6 +199,42 @@ impl Store {
         drop(state);
         self.wake.notify_one();
         (location, ticket)
+    }
+
+    /// Reads a message back (a body paged out of memory), from the write
+    /// buffer if the sync thread has not written it yet.
+    pub fn read(&self, at: Location) -> io::Result<StoredMessage> {
+        let file = {
+            let state = self.state.lock();
+            let offset = u64::from(at.offset);
+            for (segment, base, bytes) in &state.pending_messages {
+                if *segment == at.segment && offset >= *base && offset < *base + bytes.len() as u64
+                {
+                    return decode_at(&bytes[(offset - base) as usize..]);
+                }
+            }
+            match state.readers.get(&at.segment) {
+                Some(file) => file.clone(),
+                None => {
+                    drop(state);
+                    let file = Arc::new(File::open(segment_path(&self.dir, at.segment))?);
+                    self.state.lock().readers.insert(at.segment, file.clone());
+                    file
+                }
+            }
+        };
+        let mut header = [0u8; RECORD_HEADER];
+        file.read_exact_at(&mut header, u64::from(at.offset))?;
+        let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        if len > MAX_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "record length out of range",
+            ));
+        }
+        let mut record = vec![0u8; RECORD_HEADER + len];
+        file.read_exact_at(&mut record, u64::from(at.offset))?;
+        decode_at(&record)
     }
 
     /// Settles a (queue, message) pair for good.
@@ -235,7 +278,7 @@ impl Store {
     /// Puts a batch that could not be written back in front of newer writes.
     fn requeue(
         &self,
-        mut messages: Vec<(u32, Vec<u8>)>,
+        mut messages: Vec<(u32, u64, Vec<u8>)>,
         acks: HashMap<u32, Vec<u8>>,
         dead: Vec<u32>,
     ) {
@@ -285,6 +328,7 @@ impl Store {
                 self.synced.send_replace(ticket);
             }
             for segment in dead {
+                self.state.lock().readers.remove(&segment);
                 files.delete(segment);
             }
             if stopping {
@@ -317,7 +361,7 @@ impl Files {
     /// On failure every file touched is cut back to its length before the batch.
     fn write(
         &mut self,
-        messages: &[(u32, Vec<u8>)],
+        messages: &[(u32, u64, Vec<u8>)],
         acks: &HashMap<u32, Vec<u8>>,
         all: bool,
     ) -> io::Result<()> {
@@ -340,12 +384,12 @@ impl Files {
 
     fn try_write(
         &mut self,
-        messages: &[(u32, Vec<u8>)],
+        messages: &[(u32, u64, Vec<u8>)],
         acks: &HashMap<u32, Vec<u8>>,
         all: bool,
         lengths: &mut Vec<(bool, u32, u64)>,
     ) -> io::Result<()> {
-        for (segment, bytes) in messages {
+        for (segment, _, bytes) in messages {
             let file = open_append(
                 &mut self.segments,
                 segment_path(&self.dir, *segment),
@@ -399,4 +443,22 @@ fn open_append(
             Ok(entry.insert(OpenOptions::new().create(true).append(true).open(path)?))
         }
     }
+}
+
+/// Decodes the message record at the start of `bytes`, checking its CRC.
+fn decode_at(bytes: &[u8]) -> io::Result<StoredMessage> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let header = bytes
+        .get(..RECORD_HEADER)
+        .ok_or_else(|| invalid("short record"))?;
+    let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_be_bytes(header[4..8].try_into().expect("4 bytes"));
+    let payload = bytes
+        .get(RECORD_HEADER..RECORD_HEADER + len)
+        .ok_or_else(|| invalid("short record"))?;
+    if crc32fast::hash(payload) != crc {
+        return Err(invalid("record checksum mismatch"));
+    }
+    decode_message(bytes::Bytes::copy_from_slice(payload))
+        .ok_or_else(|| invalid("malformed record"))
 }
