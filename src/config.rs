@@ -36,6 +36,9 @@ pub struct Config {
     /// (`WARREN_QUEUE_IN_MEMORY_LIMIT`); past it, persistent messages' bodies
     /// live only on disk and are read back when delivered.
     pub queue_in_memory_limit: usize,
+    /// Free disk space, in bytes, below which publishers are blocked
+    /// (`WARREN_DISK_FREE_LIMIT`; RabbitMQ's default, 50 MB).
+    pub disk_free_limit: u64,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -69,7 +72,8 @@ impl Config {
             .set_default("channel_max", 2047)?
             .set_default("max_message_size", 134_217_728u64)?
             .set_default("sync_interval_ms", 0)?
-            .set_default("queue_in_memory_limit", 4096)?;
+            .set_default("queue_in_memory_limit", 4096)?
+            .set_default("disk_free_limit", 50_000_000u64)?;
         if let Some(file) = &overrides.file {
             builder = builder
                 .add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml));

@@ -81,10 +81,8 @@ pub struct AmqpError {
     pub code: ReplyCode,
     /// The reply text, already prefixed with the code's name as RabbitMQ does.
     pub text: String,
-    /// Class id of the method that failed (0 when none).
-    pub class_id: u16,
-    /// Method id of the method that failed (0 when none).
-    pub method_id: u16,
+    /// Class and method id the close blames; `None` until recorded (sent as 0/0).
+    pub method: Option<(u16, u16)>,
 }
 
 impl AmqpError {
@@ -94,8 +92,7 @@ impl AmqpError {
             scope: code.default_scope(),
             code,
             text: format!("{} - {}", code.name(), detail),
-            class_id: 0,
-            method_id: 0,
+            method: None,
         }
     }
 
@@ -174,11 +171,13 @@ impl AmqpError {
 
     /// Records the method the error answers, unless one is already recorded.
     pub fn in_method(mut self, class_id: u16, method_id: u16) -> AmqpError {
-        if self.class_id == 0 && self.method_id == 0 {
-            self.class_id = class_id;
-            self.method_id = method_id;
-        }
+        self.method.get_or_insert((class_id, method_id));
         self
+    }
+
+    /// Class and method id for the close method (0/0 when none was recorded).
+    pub fn ids(&self) -> (u16, u16) {
+        self.method.unwrap_or((0, 0))
     }
 }
 

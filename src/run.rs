@@ -20,7 +20,9 @@ pub async fn bind(config: &Config) -> std::io::Result<Server> {
         users,
         policy,
         config.queue_in_memory_limit,
+        config.disk_free_limit,
     )?;
+    broker.alarms().monitor(&config.data_dir);
     let settings = ConnectionSettings {
         limits: Limits {
             channel_max: config.channel_max,

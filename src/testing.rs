@@ -2,16 +2,19 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
 
+use crate::broker::Broker;
 use crate::config::{Config, Overrides};
 
 /// A broker running on its own thread and runtime until dropped.
 pub struct InProcessServer {
     addr: SocketAddr,
+    broker: Arc<Broker>,
     data_dir: PathBuf,
     shutdown: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
@@ -20,6 +23,11 @@ pub struct InProcessServer {
 impl InProcessServer {
     /// Starts a broker on 127.0.0.1 with an ephemeral port and a fresh data directory.
     pub fn start() -> InProcessServer {
+        InProcessServer::start_with(|_| {})
+    }
+
+    /// Like [`InProcessServer::start`], with settings adjusted by `configure`.
+    pub fn start_with(configure: impl FnOnce(&mut Config)) -> InProcessServer {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let data_dir = std::env::temp_dir().join(format!(
             "warren-test-{}-{}",
@@ -29,6 +37,7 @@ impl InProcessServer {
         let mut config = Config::load(Overrides::default()).expect("default configuration");
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.data_dir = data_dir.clone();
+        configure(&mut config);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -39,21 +48,26 @@ impl InProcessServer {
                 .expect("tokio runtime");
             runtime.block_on(async move {
                 let server = crate::run::bind(&config).await.expect("bind test broker");
-                addr_tx
-                    .send(server.local_addr().expect("bound address"))
-                    .expect("test waits");
                 let broker = server.broker();
+                let bound = server.local_addr().expect("bound address");
+                addr_tx.send((bound, broker.clone())).expect("test waits");
                 server.run(shutdown_rx).await;
                 broker.shutdown();
             });
         });
-        let addr = addr_rx.recv().expect("test broker started");
+        let (addr, broker) = addr_rx.recv().expect("test broker started");
         InProcessServer {
             addr,
+            broker,
             data_dir,
             shutdown,
             thread: Some(thread),
         }
+    }
+
+    /// The broker itself (to reach its alarms or store from a test).
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
     }
 
     /// The address the broker listens on.

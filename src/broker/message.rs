@@ -5,7 +5,7 @@
 //! times, and it is written to consumers exactly as it arrived.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use amq_protocol::protocol::basic::{AMQPProperties, parse_properties};
 use bytes::Bytes;
@@ -52,7 +52,7 @@ impl Message {
             routing_key: Arc::from(stored.routing_key.as_str()),
             properties: stored.properties.clone(),
             body: stored.body.clone(),
-            expires_at: None,
+            expires_at: instant_of_unix_ms(stored.expires_at_ms),
             stored: Some(location),
         }
     }
@@ -94,6 +94,16 @@ impl Message {
         delivery_mode(&self.properties) == Some(2)
     }
 
+    /// The expiry as milliseconds since the Unix epoch (0: never), for the store.
+    pub fn expires_at_unix_ms(&self) -> u64 {
+        self.expires_at.map_or(0, |at| {
+            let left = at.saturating_duration_since(Instant::now());
+            (SystemTime::now() + left)
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |since| since.as_millis().max(1) as u64)
+        })
+    }
+
     /// Whether the message's TTL has run out.
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
@@ -114,6 +124,16 @@ pub struct QueuedMessage {
     pub message: Arc<Message>,
     /// Set once the message has been delivered and returned.
     pub redelivered: bool,
+}
+
+/// The instant matching a stored expiry (0: never); one already past is now.
+fn instant_of_unix_ms(unix_ms: u64) -> Option<Instant> {
+    if unix_ms == 0 {
+        return None;
+    }
+    let at = UNIX_EPOCH + Duration::from_millis(unix_ms);
+    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+    Some(Instant::now() + left)
 }
 
 /// Reads `delivery_mode` straight from encoded properties, skipping the

@@ -5,6 +5,7 @@
 //! and receive deliveries through their [`mailbox::Mailbox`]. Durable
 //! definitions and persistent messages go to the [`store`](crate::store).
 
+pub mod alarms;
 pub mod arguments;
 pub mod exchange;
 pub mod headers;
@@ -26,6 +27,7 @@ use std::time::Instant;
 use parking_lot::RwLock;
 
 use crate::auth::Users;
+use crate::broker::alarms::Alarms;
 use crate::broker::message::Message;
 use crate::broker::queue::ConnectionId;
 use crate::broker::vhost::{Durability, RecoveredMessage, VHost};
@@ -44,6 +46,7 @@ pub struct Broker {
     users: Users,
     next_connection: AtomicU64,
     store: Arc<Store>,
+    alarms: Arc<Alarms>,
     data_dir: PathBuf,
 }
 
@@ -63,6 +66,7 @@ impl Broker {
         users: Users,
         policy: SyncPolicy,
         in_memory_limit: usize,
+        disk_free_limit: u64,
     ) -> io::Result<Arc<Broker>> {
         let started = Instant::now();
         std::fs::create_dir_all(data_dir)?;
@@ -118,6 +122,7 @@ impl Broker {
             users,
             next_connection: AtomicU64::new(1),
             store,
+            alarms: Alarms::new(disk_free_limit),
             data_dir: data_dir.to_path_buf(),
         }))
     }
@@ -135,6 +140,16 @@ impl Broker {
     /// The message store.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The resource alarms (publishers are blocked while one is set).
+    pub fn alarms(&self) -> &Arc<Alarms> {
+        &self.alarms
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// A fresh identity for a new connection.

@@ -113,7 +113,9 @@ impl ReadyList {
     }
 
     /// Takes the head message, reading its body back from the store if it was paged out.
-    /// A body that cannot be read is logged and settled, and the next message is taken.
+    /// A body found corrupt is logged and settled, and the next message is taken;
+    /// any other read failure (e.g. out of file descriptors) leaves the message
+    /// at the head for a later attempt and returns `None`.
     pub fn pop_front(&mut self, persistence: Option<&Persistence>) -> Option<QueuedMessage> {
         loop {
             let slot = self.slots.pop_front()?;
@@ -128,14 +130,27 @@ impl ReadyList {
                     };
                     match persistence.store.read(location) {
                         Ok(stored) => {
-                            let mut message = Message::recovered(&stored, location);
-                            message.expires_at = expires_at;
+                            let message = Message::recovered(&stored, location);
+                            // A recovered message's expiry is known only once it is read.
+                            if message.is_expired(Instant::now()) {
+                                persistence.store.ack(persistence.id, location);
+                                continue;
+                            }
                             Arc::new(message)
                         }
-                        Err(e) => {
-                            tracing::error!(?location, error = %e, "cannot read a paged-out message; dropped");
+                        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                            tracing::error!(?location, error = %e, "paged-out message is corrupt; dropped");
                             persistence.store.ack(persistence.id, location);
                             continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(?location, error = %e, "cannot read a paged-out message yet");
+                            let held = Held::Paged {
+                                location,
+                                expires_at,
+                            };
+                            self.slots.push_front(Slot { held, ..slot });
+                            return None;
                         }
                     }
                 }

@@ -21,7 +21,7 @@ use crate::error::{AmqpError, AmqpResult, ReplyCode};
 use crate::protocol::frame::{ContentHeader, PROPERTIES_OFFSET};
 use crate::protocol::{Method, ShortString, encode};
 use crate::store::Ticket;
-use crate::store::record::QueueId;
+use crate::store::record::{MessageParts, QueueId};
 
 /// What a channel needs from its connection while handling a method.
 pub struct Context<'a> {
@@ -806,13 +806,14 @@ impl Channel {
             .collect();
         let mut ticket = None;
         if !durable.is_empty() && message.is_persistent() {
-            let (location, written) = ctx.vhost.store().publish(
-                &durable,
-                &message.exchange,
-                &message.routing_key,
-                &message.properties,
-                &message.body,
-            );
+            let parts = MessageParts {
+                exchange: &message.exchange,
+                routing_key: &message.routing_key,
+                properties: &message.properties,
+                body: &message.body,
+                expires_at_ms: message.expires_at_unix_ms(),
+            };
+            let (location, written) = ctx.vhost.store().publish(&durable, &parts);
             message.stored = Some(location);
             ticket = Some(written);
         }

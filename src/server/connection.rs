@@ -92,7 +92,12 @@ pub async fn serve(
     );
     let frame_max = opened.tuning.frame_max;
     let heartbeat = Duration::from_secs(opened.tuning.heartbeat.into());
-    let watches = Watches { shutdown, synced };
+    let watches = Watches {
+        shutdown,
+        synced,
+        blocked: broker.alarms().blocked(),
+        blocked_notify: opened.blocked_notify,
+    };
     run_session(
         stream, inbuf, session, events, frame_max, heartbeat, watches,
     )
@@ -113,7 +118,10 @@ async fn run_session(
     let Watches {
         mut shutdown,
         mut synced,
+        mut blocked,
+        blocked_notify,
     } = watches;
+    let mut holding = false;
     tracing::info!(
         heartbeat = heartbeat.as_secs(),
         frame_max,
@@ -122,11 +130,12 @@ async fn run_session(
     let (mut reader, mut writer) = stream.into_split();
     // Like RabbitMQ, send at half the interval; a peer silent for two whole
     // intervals is gone.
-    let mut heartbeat_tick = tokio::time::interval(if heartbeat.is_zero() {
+    let tick_every = if heartbeat.is_zero() {
         Duration::from_secs(3600)
     } else {
         heartbeat / 2
-    });
+    };
+    let mut heartbeat_tick = tokio::time::interval_at(Instant::now() + tick_every, tick_every);
     heartbeat_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_read = Instant::now();
     let mut wrote_since_tick = false;
@@ -141,7 +150,19 @@ async fn run_session(
             close_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
         }
         let room = session.out.len() < OUTBOUND_HIGH_WATER;
-        let reading = room && session.phase() != Phase::Closed;
+        // A resource alarm stops reading from connections that publish.
+        let hold = *blocked.borrow() && session.has_published();
+        if hold != holding {
+            holding = hold;
+            tracing::info!(
+                blocked = hold,
+                "publishing connection blocked by a resource alarm"
+            );
+            if blocked_notify {
+                session.notify_blocked(hold);
+            }
+        }
+        let reading = room && session.phase() != Phase::Closed && !holding;
         if inbuf.capacity() - inbuf.len() < 16 * 1024 {
             inbuf.reserve(64 * 1024);
         }
@@ -168,6 +189,7 @@ async fn run_session(
                             }
                         }
                         session.end_of_batch();
+                        wrote_since_tick |= !session.out.is_empty();
                     }
                 }
             }
@@ -176,13 +198,11 @@ async fn run_session(
                     session.handle_event(event);
                 }
                 session.mailbox().taken(taken);
+                wrote_since_tick |= !session.out.is_empty();
             }
             written = writer.write(&session.out), if !session.out.is_empty() => {
                 match written {
-                    Ok(n) => {
-                        session.out.advance(n);
-                        wrote_since_tick = true;
-                    }
+                    Ok(n) => session.out.advance(n),
                     Err(e) => {
                         tracing::info!(error = %e, "socket write failed");
                         break;
@@ -190,6 +210,11 @@ async fn run_session(
                 }
             }
             _ = heartbeat_tick.tick(), if !heartbeat.is_zero() => {
+                if holding {
+                    // A blocked connection is not read, so its silence proves
+                    // nothing; RabbitMQ pauses the heartbeat monitor likewise.
+                    last_read = Instant::now();
+                }
                 if last_read.elapsed() > heartbeat * 2 {
                     tracing::warn!(timeout = ?heartbeat, "missed heartbeats from client, closing");
                     break;
@@ -205,6 +230,7 @@ async fn run_session(
                     session.end_of_batch();
                 }
             }
+            Ok(()) = blocked.changed() => {}
             _ = sleep_until(close_deadline) => {
                 tracing::info!("no close-ok from client; closing socket");
                 break;
@@ -231,6 +257,10 @@ struct Watches {
     shutdown: watch::Receiver<bool>,
     /// The highest store ticket on disk (for confirms of persistent messages).
     synced: watch::Receiver<Ticket>,
+    /// Set while a resource alarm blocks publishers.
+    blocked: watch::Receiver<bool>,
+    /// The client asked for connection.blocked / connection.unblocked.
+    blocked_notify: bool,
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -44,6 +44,8 @@ pub struct Opened {
     pub tuning: Tuning,
     /// The client asked to be told when the server cancels its consumers.
     pub consumer_cancel_notify: bool,
+    /// The client understands connection.blocked / connection.unblocked.
+    pub blocked_notify: bool,
 }
 
 /// How a handshake ended without opening.
@@ -159,6 +161,7 @@ pub async fn handshake(
         vhost,
         tuning,
         consumer_cancel_notify: capabilities.consumer_cancel_notify,
+        blocked_notify: capabilities.connection_blocked,
     })
 }
 
@@ -171,8 +174,8 @@ pub async fn refuse(
     let close = connection::Close {
         reply_code: error.code as u16,
         reply_text: error.reply_text(),
-        class_id: error.class_id,
-        method_id: error.method_id,
+        class_id: error.ids().0,
+        method_id: error.ids().1,
     };
     send(
         stream,
@@ -200,6 +203,7 @@ fn start() -> connection::Start {
         "per_consumer_qos",
         "authentication_failure_close",
         "exchange_exchange_bindings",
+        "connection.blocked",
     ] {
         capabilities.insert(name.into(), AMQPValue::Boolean(true));
     }
@@ -225,6 +229,7 @@ fn start() -> connection::Start {
 struct ClientCapabilities {
     authentication_failure_close: bool,
     consumer_cancel_notify: bool,
+    connection_blocked: bool,
 }
 
 fn client_capabilities(properties: &FieldTable) -> ClientCapabilities {
@@ -240,6 +245,7 @@ fn client_capabilities(properties: &FieldTable) -> ClientCapabilities {
     ClientCapabilities {
         authentication_failure_close: flag("authentication_failure_close"),
         consumer_cancel_notify: flag("consumer_cancel_notify"),
+        connection_blocked: flag("connection.blocked"),
     }
 }
 

@@ -61,6 +61,7 @@ pub struct Session {
     max_message_size: u64,
     phase: Phase,
     synced: Ticket,
+    published: bool,
 }
 
 impl Session {
@@ -86,6 +87,7 @@ impl Session {
             max_message_size,
             phase: Phase::Open,
             synced: 0,
+            published: false,
         };
         (session, events)
     }
@@ -93,6 +95,23 @@ impl Session {
     /// Where the connection is in its life.
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// Tells the client it is blocked by a resource alarm, or no longer.
+    pub fn notify_blocked(&mut self, blocked: bool) {
+        let method = if blocked {
+            connection::AMQPMethod::Blocked(connection::Blocked {
+                reason: "low on disk".into(),
+            })
+        } else {
+            connection::AMQPMethod::Unblocked(connection::Unblocked {})
+        };
+        self.send(0, AMQPClass::Connection(method));
+    }
+
+    /// Whether the client has published (only publishers are blocked by alarms).
+    pub fn has_published(&self) -> bool {
+        self.published
     }
 
     /// The connection's mailbox (for the connection task to acknowledge drained events).
@@ -158,6 +177,7 @@ impl Session {
                 let method = decode_method(&frame.payload)?;
                 let (class_id, method_id) =
                     (method.get_amqp_class_id(), method.get_amqp_method_id());
+                self.published |= matches!(method, AMQPClass::Basic(basic::AMQPMethod::Publish(_)));
                 if let Some(size) = qos_prefetch_size(&method, &frame.payload) {
                     return Err(
                         AmqpError::not_implemented(format!("prefetch_size!=0 ({size})"))
@@ -202,6 +222,15 @@ impl Session {
             AMQPClass::Channel(channel::AMQPMethod::Open(_))
                 if !self.channels.contains_key(&id) =>
             {
+                // RabbitMQ limits how many channels are open, not their numbers.
+                let open = self.channels.len();
+                if open >= usize::from(self.tuning.channel_max) {
+                    return Err(AmqpError::not_allowed(format!(
+                        "number of channels opened ({open}) has reached the negotiated channel_max ({})",
+                        self.tuning.channel_max
+                    ))
+                    .in_method(0, 0));
+                }
                 self.channels.insert(id, Channel::new(id));
                 self.send(
                     id,
@@ -318,8 +347,8 @@ impl Session {
         let close = connection::Close {
             reply_code: error.code as u16,
             reply_text: error.reply_text(),
-            class_id: error.class_id,
-            method_id: error.method_id,
+            class_id: error.ids().0,
+            method_id: error.ids().1,
         };
         self.send(
             0,
@@ -339,8 +368,8 @@ impl Session {
         let close = channel::Close {
             reply_code: error.code as u16,
             reply_text: error.reply_text(),
-            class_id: error.class_id,
-            method_id: error.method_id,
+            class_id: error.ids().0,
+            method_id: error.ids().1,
         };
         self.send(
             channel_id,

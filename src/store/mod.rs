@@ -25,7 +25,8 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use crate::store::record::{
-    MAX_RECORD, QueueId, RECORD_HEADER, StoredMessage, decode_message, encode_ack, encode_message,
+    MAX_RECORD, MessageParts, QueueId, RECORD_HEADER, StoredMessage, decode_message, encode_ack,
+    encode_message,
 };
 use crate::store::segment::{ack_path, list_segments, read_acks, read_segment, segment_path};
 use std::os::unix::fs::FileExt;
@@ -156,14 +157,7 @@ impl Store {
     }
 
     /// Appends a message routed to `queues`; returns where it lives and its ticket.
-    pub fn publish(
-        &self,
-        queues: &[QueueId],
-        exchange: &str,
-        routing_key: &str,
-        properties: &[u8],
-        body: &[u8],
-    ) -> (Location, Ticket) {
+    pub fn publish(&self, queues: &[QueueId], message: &MessageParts) -> (Location, Ticket) {
         let mut state = self.state.lock();
         if state.active_len >= SEGMENT_SIZE {
             let full = state.active;
@@ -186,7 +180,7 @@ impl Store {
             }
         };
         let before = buffer.len();
-        encode_message(buffer, queues, exchange, routing_key, properties, body);
+        encode_message(buffer, queues, message);
         let written = (buffer.len() - before) as u64;
         let location = Location {
             segment,

@@ -33,29 +33,40 @@ pub struct StoredMessage {
     pub properties: Bytes,
     /// Body.
     pub body: Bytes,
+    /// When the message expires, in milliseconds since the Unix epoch (0: never).
+    pub expires_at_ms: u64,
 }
 
-/// Appends a message record for the given parts to `out`.
-pub fn encode_message(
-    out: &mut Vec<u8>,
-    queues: &[QueueId],
-    exchange: &str,
-    routing_key: &str,
-    properties: &[u8],
-    body: &[u8],
-) {
+/// The parts of a message a record is written from.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageParts<'a> {
+    /// Exchange it was published to.
+    pub exchange: &'a str,
+    /// Routing key it was published with.
+    pub routing_key: &'a str,
+    /// Encoded properties.
+    pub properties: &'a [u8],
+    /// Body.
+    pub body: &'a [u8],
+    /// Expiry in milliseconds since the Unix epoch (0: never), so a TTL keeps running across restarts.
+    pub expires_at_ms: u64,
+}
+
+/// Appends a message record for `message`, routed to `queues`, to `out`.
+pub fn encode_message(out: &mut Vec<u8>, queues: &[QueueId], message: &MessageParts) {
     let start = out.len();
     out.extend_from_slice(&[0; RECORD_HEADER]);
     out.put_u16(queues.len() as u16);
     for queue in queues {
         out.put_u64(*queue);
     }
-    put_short(out, exchange.as_bytes());
-    put_short(out, routing_key.as_bytes());
-    out.put_u32(properties.len() as u32);
-    out.extend_from_slice(properties);
-    out.put_u32(body.len() as u32);
-    out.extend_from_slice(body);
+    out.put_u64(message.expires_at_ms);
+    put_short(out, message.exchange.as_bytes());
+    put_short(out, message.routing_key.as_bytes());
+    out.put_u32(message.properties.len() as u32);
+    out.extend_from_slice(message.properties);
+    out.put_u32(message.body.len() as u32);
+    out.extend_from_slice(message.body);
     let payload = &out[start + RECORD_HEADER..];
     let len = payload.len() as u32;
     let crc = crc32fast::hash(payload);
@@ -77,6 +88,7 @@ pub fn decode_message(payload: Bytes) -> Option<StoredMessage> {
     for _ in 0..count {
         queues.push(take_u64(&mut p)?);
     }
+    let expires_at_ms = take_u64(&mut p)?;
     let exchange = take_short(&mut p)?;
     let routing_key = take_short(&mut p)?;
     let properties = take_long(&mut p)?;
@@ -87,6 +99,7 @@ pub fn decode_message(payload: Bytes) -> Option<StoredMessage> {
         routing_key,
         properties,
         body,
+        expires_at_ms,
     })
 }
 
@@ -142,20 +155,21 @@ mod tests {
     #[test]
     fn message_records_round_trip() {
         let mut out = Vec::new();
-        encode_message(
-            &mut out,
-            &[3, 9],
-            "ex",
-            "rk",
-            &[0x80, 0, 4, b't', b'e', b'x', b't'],
-            b"body",
-        );
+        let parts = MessageParts {
+            exchange: "ex",
+            routing_key: "rk",
+            properties: &[0x80, 0, 4, b't', b'e', b'x', b't'],
+            body: b"body",
+            expires_at_ms: 1234,
+        };
+        encode_message(&mut out, &[3, 9], &parts);
         let len = u32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
         let crc = u32::from_be_bytes(out[4..8].try_into().unwrap());
         let payload = Bytes::copy_from_slice(&out[8..8 + len]);
         assert_eq!(crc32fast::hash(&payload), crc);
         let message = decode_message(payload).unwrap();
         assert_eq!(message.queues, vec![3, 9]);
+        assert_eq!(message.expires_at_ms, 1234);
         assert_eq!(
             (message.exchange.as_str(), message.routing_key.as_str()),
             ("ex", "rk")

@@ -34,16 +34,29 @@ pub fn ack_path(dir: &Path, number: u32) -> PathBuf {
     dir.join(format!("{number:010}.ack"))
 }
 
-/// Segment numbers present in `dir`, ascending.
+/// Segment numbers present in `dir`, ascending. Ack files left without their
+/// segment (a crash between the two deletions) are removed, so a later
+/// segment reusing the number never inherits stale acks.
 pub fn list_segments(dir: &Path) -> io::Result<Vec<u32>> {
-    let mut numbers: Vec<u32> = std::fs::read_dir(dir)?
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            name.strip_suffix(".seg")?.parse().ok()
-        })
-        .collect();
-    numbers.sort_unstable();
-    Ok(numbers)
+    let numbered = |suffix: &str| -> io::Result<Vec<u32>> {
+        let mut numbers: Vec<u32> = std::fs::read_dir(dir)?
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(suffix)?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        Ok(numbers)
+    };
+    let segments = numbered(".seg")?;
+    for orphan in numbered(".ack")?
+        .into_iter()
+        .filter(|n| !segments.contains(n))
+    {
+        tracing::warn!(segment = orphan, "ack file without its segment removed");
+        std::fs::remove_file(ack_path(dir, orphan))?;
+    }
+    Ok(segments)
 }
 
 /// Reads every intact message record of a segment, truncating a damaged tail.
@@ -64,7 +77,7 @@ pub fn read_segment(path: &Path) -> io::Result<Vec<Found>> {
                 at = next;
                 valid_end = next;
             }
-            None => match resync(&data, at + 1) {
+            None => match skip_damaged(&data, at) {
                 Some(next) => {
                     tracing::error!(
                         segment = %path.display(),
@@ -108,9 +121,22 @@ fn record_at(data: &Bytes, at: usize) -> Option<(StoredMessage, usize)> {
     Some((decode_message(payload)?, at + RECORD_HEADER + len))
 }
 
-/// The next offset from `from` where an intact record starts, if any.
-fn resync(data: &Bytes, from: usize) -> Option<usize> {
-    (from..data.len()).find(|&at| record_at(data, at).is_some())
+/// Where the next intact record after a damaged one at `at` starts, if any.
+///
+/// If the damaged record's length still leads to an intact record, the whole
+/// record is skipped, so bytes inside its body are never taken for records;
+/// only when the length itself is damaged are later offsets searched.
+fn skip_damaged(data: &Bytes, at: usize) -> Option<usize> {
+    let len = data
+        .get(at..at + 4)
+        .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")));
+    if let Some(len) = len {
+        let next = at + RECORD_HEADER + len as usize;
+        if next < data.len() && record_at(data, next).is_some() {
+            return Some(next);
+        }
+    }
+    (at + 1..data.len()).find(|&offset| record_at(data, offset).is_some())
 }
 
 /// Reads the (queue, offset) pairs settled in an ack file; damaged records are skipped.

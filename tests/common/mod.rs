@@ -3,6 +3,8 @@
 //! same suite can be pointed at RabbitMQ to check that its expectations hold).
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::net::SocketAddr;
 
 use lapin::{Connection, ConnectionProperties};

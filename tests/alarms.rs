@@ -1,0 +1,111 @@
+//! Resource alarms: below the free-disk limit, publishing connections are told
+//! (connection.blocked) and no longer read until space returns; consumers go on.
+//!
+//! Runs only against the in-process broker: the test moves the broker's limit.
+
+use std::time::Duration;
+
+use lapin::options::{
+    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, PublisherConfirm};
+use tokio::time::timeout;
+use warren::testing::InProcessServer;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let polled = async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    timeout(WAIT, polled)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// Publishes `body` to `alarm-q` and returns the pending confirm.
+async fn publish(channel: Channel, body: &'static [u8]) -> PublisherConfirm {
+    channel
+        .basic_publish(
+            "".into(),
+            "alarm-q".into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishers_are_blocked_below_the_disk_limit_and_resume_when_space_returns() {
+    // No disk has this much free space, so the alarm goes off at the first sample.
+    let server = InProcessServer::start_with(|config| config.disk_free_limit = u64::MAX);
+    let mut alarm = server.broker().alarms().blocked();
+    timeout(WAIT, alarm.wait_for(|blocked| *blocked))
+        .await
+        .expect("alarm set")
+        .expect("alarms alive");
+
+    let url = format!("amqp://guest:guest@{}/%2f", server.addr());
+    let publisher = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = publisher.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    channel
+        .queue_declare(
+            "alarm-q".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    // The first publish is read before the connection counts as a publisher.
+    timeout(WAIT, publish(channel.clone(), b"first").await)
+        .await
+        .expect("first confirm")
+        .unwrap();
+    eventually("the publisher is told it is blocked", || {
+        publisher.status().blocked()
+    })
+    .await;
+    // lapin itself holds publishes while blocked, so publish from a task.
+    let second = publish(channel.clone(), b"second");
+    let mut second = tokio::spawn(async move { second.await.await });
+    assert!(
+        timeout(Duration::from_millis(500), &mut second)
+            .await
+            .is_err(),
+        "a blocked connection's publish must not be confirmed"
+    );
+
+    // Consumers are not blocked: the queue still drains.
+    let consumer = Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let reader = consumer.create_channel().await.unwrap();
+    let got = reader
+        .basic_get("alarm-q".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("first message");
+    assert_eq!(got.delivery.data, b"first");
+
+    server.broker().alarms().set_disk_free_limit(0);
+    timeout(WAIT, second)
+        .await
+        .expect("confirm after the alarm clears")
+        .expect("publishing task")
+        .expect("confirmed");
+    eventually("the publisher is unblocked", || {
+        !publisher.status().blocked()
+    })
+    .await;
+}
