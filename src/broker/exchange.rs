@@ -93,7 +93,9 @@ pub struct Binding {
 pub struct Exchange {
     /// The exchange's declared properties.
     pub config: ExchangeConfig,
-    bindings: Vec<Binding>,
+    /// Every binding, by destination and key; RabbitMQ tells bindings that
+    /// differ only in their arguments apart, so each key holds a list of them.
+    bindings: HashMap<(Destination, Arc<str>), Vec<FieldTable>>,
     index: RoutingIndex,
 }
 
@@ -116,7 +118,7 @@ impl Exchange {
         };
         Exchange {
             config,
-            bindings: Vec::new(),
+            bindings: HashMap::new(),
             index,
         }
     }
@@ -133,8 +135,16 @@ impl Exchange {
     }
 
     /// Every binding of the exchange.
-    pub fn bindings(&self) -> &[Binding] {
-        &self.bindings
+    pub fn bindings(&self) -> impl Iterator<Item = Binding> + '_ {
+        self.bindings
+            .iter()
+            .flat_map(|((destination, key), variants)| {
+                variants.iter().map(|arguments| Binding {
+                    destination: destination.clone(),
+                    routing_key: key.clone(),
+                    arguments: arguments.clone(),
+                })
+            })
     }
 
     /// Whether the exchange is bound to anything.
@@ -144,17 +154,20 @@ impl Exchange {
 
     /// Adds a binding (a no-op if it exists). Headers bindings may be refused.
     pub fn bind(&mut self, binding: Binding) -> AmqpResult<()> {
-        if self.bindings.contains(&binding) {
+        let key = (binding.destination.clone(), binding.routing_key.clone());
+        let variants = self.bindings.get(&key);
+        if variants.is_some_and(|v| v.contains(&binding.arguments)) {
             return Ok(());
         }
-        let destination = binding.destination.clone();
+        let first_for_key = variants.is_none();
+        let destination = binding.destination;
         match &mut self.index {
-            RoutingIndex::Direct(map) => map
-                .entry(binding.routing_key.clone())
+            RoutingIndex::Direct(map) if first_for_key => map
+                .entry(binding.routing_key)
                 .or_default()
                 .push(destination),
-            RoutingIndex::Fanout(queues) => queues.push(destination),
-            RoutingIndex::Topic(trie) => {
+            RoutingIndex::Fanout(destinations) if first_for_key => destinations.push(destination),
+            RoutingIndex::Topic(trie) if first_for_key => {
                 trie.bind(&binding.routing_key, destination);
             }
             RoutingIndex::Headers(matchers) => {
@@ -162,78 +175,83 @@ impl Exchange {
                     .map_err(AmqpError::precondition_failed)?;
                 matchers.push((matcher, destination));
             }
+            _ => {}
         }
-        self.bindings.push(binding);
+        self.bindings
+            .entry(key)
+            .or_default()
+            .push(binding.arguments);
         Ok(())
     }
 
     /// Removes a binding; false if there was none.
     pub fn unbind(&mut self, binding: &Binding) -> bool {
-        let Some(at) = self.bindings.iter().position(|b| b == binding) else {
+        let key = (binding.destination.clone(), binding.routing_key.clone());
+        let Some(variants) = self.bindings.get_mut(&key) else {
             return false;
         };
-        self.bindings.swap_remove(at);
-        self.rebuild_entry(binding);
+        let Some(at) = variants.iter().position(|a| *a == binding.arguments) else {
+            return false;
+        };
+        variants.swap_remove(at);
+        if variants.is_empty() {
+            self.bindings.remove(&key);
+            self.unindex(&key);
+        }
+        if let RoutingIndex::Headers(_) = self.index {
+            self.rebuild_headers();
+        }
         true
     }
 
     /// Removes every binding to `destination`; true if there were any.
     pub fn remove_destination(&mut self, destination: &Destination) -> bool {
-        let removed: Vec<Binding> = self
+        let keys: Vec<(Destination, Arc<str>)> = self
             .bindings
-            .iter()
-            .filter(|b| b.destination == *destination)
+            .keys()
+            .filter(|(d, _)| d == destination)
             .cloned()
             .collect();
-        self.bindings.retain(|b| b.destination != *destination);
-        for binding in &removed {
-            self.rebuild_entry(binding);
+        for key in &keys {
+            self.bindings.remove(key);
+            self.unindex(key);
         }
-        !removed.is_empty()
+        if let RoutingIndex::Headers(_) = self.index {
+            self.rebuild_headers();
+        }
+        !keys.is_empty()
     }
 
-    /// Updates the index after `removed` left the binding list.
-    fn rebuild_entry(&mut self, removed: &Binding) {
-        let still_bound = |key: &str, bindings: &[Binding]| {
-            bindings
-                .iter()
-                .any(|b| b.destination == removed.destination && &*b.routing_key == key)
-        };
+    /// Takes a (destination, key) pair with no bindings left out of the routing index.
+    fn unindex(&mut self, (destination, key): &(Destination, Arc<str>)) {
         match &mut self.index {
             RoutingIndex::Direct(map) => {
-                if !still_bound(&removed.routing_key, &self.bindings)
-                    && let Some(queues) = map.get_mut(&removed.routing_key)
-                {
-                    queues.retain(|d| *d != removed.destination);
-                    if queues.is_empty() {
-                        map.remove(&removed.routing_key);
+                if let Some(destinations) = map.get_mut(key) {
+                    destinations.retain(|d| d != destination);
+                    if destinations.is_empty() {
+                        map.remove(key);
                     }
                 }
             }
             RoutingIndex::Fanout(destinations) => {
-                if let Some(at) = destinations.iter().position(|d| *d == removed.destination) {
+                if let Some(at) = destinations.iter().position(|d| d == destination) {
                     destinations.swap_remove(at);
                 }
             }
             RoutingIndex::Topic(trie) => {
-                if !still_bound(&removed.routing_key, &self.bindings) {
-                    trie.unbind(&removed.routing_key, &removed.destination);
-                }
+                trie.unbind(key, destination);
             }
-            RoutingIndex::Headers(matchers) => {
-                // Headers exchanges carry few bindings; rebuilding is simplest.
-                *matchers = self
-                    .bindings
-                    .iter()
-                    .filter_map(|b| {
-                        Some((
-                            HeadersBinding::parse(&b.arguments).ok()?,
-                            b.destination.clone(),
-                        ))
-                    })
-                    .collect();
-            }
+            RoutingIndex::Headers(_) => {}
         }
+    }
+
+    /// Headers exchanges carry few bindings; rebuilding their matchers is simplest.
+    fn rebuild_headers(&mut self) {
+        let matchers = self
+            .bindings()
+            .filter_map(|b| Some((HeadersBinding::parse(&b.arguments).ok()?, b.destination)))
+            .collect();
+        self.index = RoutingIndex::Headers(matchers);
     }
 
     /// Appends the destinations `message` routes to (possibly repeated).

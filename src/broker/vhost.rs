@@ -63,6 +63,8 @@ impl std::fmt::Debug for VHost {
 struct Definitions {
     exchanges: HashMap<Arc<str>, Exchange>,
     queues: HashMap<Arc<str>, Arc<Queue>>,
+    /// A durable object changed since the definitions file was last written.
+    unsaved: bool,
 }
 
 /// A recovered message for a queue: where it is stored, its body if kept in memory, and its redelivered flag.
@@ -116,9 +118,21 @@ pub struct DeclaredQueue {
 }
 
 impl Definitions {
+    /// Whether a binding between these ends is saved (both ends durable).
+    fn binding_is_durable(&self, source: &str, destination: &Destination) -> bool {
+        let exchange_durable =
+            |name: &str| self.exchanges.get(name).is_some_and(|x| x.config.durable);
+        exchange_durable(source)
+            && match destination {
+                Destination::Queue(name) => self.queues.get(name).is_some_and(|q| q.config.durable),
+                Destination::Exchange(name) => exchange_durable(name),
+            }
+    }
+
     /// Deletes an exchange and every binding that leads to it.
     fn remove_exchange(&mut self, name: &str) {
         if let Some(exchange) = self.exchanges.remove(name) {
+            self.unsaved |= exchange.config.durable;
             self.remove_bindings_to(Destination::Exchange(exchange.config.name));
         }
     }
@@ -237,8 +251,11 @@ impl VHost {
         vhost
     }
 
-    /// Saves the durable part of the definitions (a no-op when it did not change).
-    fn persist(&self, definitions: &Definitions) {
+    /// Saves the durable part of the definitions if a durable object changed.
+    fn persist(&self, definitions: &mut Definitions) {
+        if !std::mem::take(&mut definitions.unsaved) {
+            return;
+        }
         let durable_queue = |name: &str| {
             definitions
                 .queues
@@ -388,13 +405,11 @@ impl VHost {
                 internal: declare.internal,
                 arguments: declare.arguments,
             };
-            let durable = config.durable;
+            definitions.unsaved |= config.durable;
             definitions
                 .exchanges
                 .insert(config.name.clone(), Exchange::new(config));
-            if durable {
-                self.persist(&definitions);
-            }
+            self.persist(&mut definitions);
             return Ok(());
         };
         let current = &existing.config;
@@ -456,7 +471,7 @@ impl VHost {
             }
             Some(_) => {
                 definitions.remove_exchange(name);
-                self.persist(&definitions);
+                self.persist(&mut definitions);
                 Ok(())
             }
         }
@@ -523,9 +538,8 @@ impl VHost {
         definitions
             .queues
             .insert(queue.config.name.clone(), queue.clone());
-        if durable {
-            self.persist(&definitions);
-        }
+        definitions.unsaved |= durable;
+        self.persist(&mut definitions);
         Ok(Self::declared(queue))
     }
 
@@ -589,8 +603,9 @@ impl VHost {
             _ => return 0,
         }
         definitions.queues.remove(queue.name());
+        definitions.unsaved |= queue.config.durable;
         definitions.remove_bindings_to(Destination::Queue(queue.config.name.clone()));
-        self.persist(&definitions);
+        self.persist(&mut definitions);
         queue.delete()
     }
 
@@ -619,13 +634,15 @@ impl VHost {
         connection: ConnectionId,
     ) -> AmqpResult<()> {
         let mut definitions = self.definitions.write();
+        let durable = definitions.binding_is_durable(source, &destination);
         let exchange = self.binding_source(&mut definitions, source, &destination, connection)?;
         exchange.bind(Binding {
             destination,
             routing_key: Arc::from(routing_key),
             arguments,
         })?;
-        self.persist(&definitions);
+        definitions.unsaved |= durable;
+        self.persist(&mut definitions);
         Ok(())
     }
 
@@ -639,17 +656,20 @@ impl VHost {
         connection: ConnectionId,
     ) -> AmqpResult<()> {
         let mut definitions = self.definitions.write();
+        let durable = definitions.binding_is_durable(source, &destination);
         let exchange = self.binding_source(&mut definitions, source, &destination, connection)?;
         let binding = Binding {
             destination,
             routing_key: Arc::from(routing_key),
             arguments,
         };
-        if exchange.unbind(&binding) && exchange.config.auto_delete && !exchange.has_bindings() {
+        let removed = exchange.unbind(&binding);
+        if removed && exchange.config.auto_delete && !exchange.has_bindings() {
             let name = exchange.config.name.clone();
             definitions.remove_exchange(&name);
         }
-        self.persist(&definitions);
+        definitions.unsaved |= removed && durable;
+        self.persist(&mut definitions);
         Ok(())
     }
 

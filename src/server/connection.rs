@@ -34,6 +34,9 @@ const OUTBOUND_HIGH_WATER: usize = 1 << 20;
 const EVENT_BATCH: usize = 256;
 /// How long the broker waits for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a shutting-down broker waits for close-ok: the close is a courtesy
+/// then, and some clients never answer it.
+const SHUTDOWN_CLOSE_TIMEOUT: Duration = Duration::from_millis(200);
 /// RabbitMQ's handshake timeout.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -241,6 +244,7 @@ async fn run_session(
                         ReplyCode::ConnectionForced,
                         "broker forced connection closure with reason 'shutdown'",
                     ));
+                    close_deadline = Some(Instant::now() + SHUTDOWN_CLOSE_TIMEOUT);
                 }
             }
         }
