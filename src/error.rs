@@ -136,11 +136,6 @@ impl AmqpError {
         AmqpError::new(ReplyCode::ChannelError, detail)
     }
 
-    /// 502 SYNTAX_ERROR (connection).
-    pub fn syntax_error(detail: impl fmt::Display) -> AmqpError {
-        AmqpError::new(ReplyCode::SyntaxError, detail)
-    }
-
     /// 530 NOT_ALLOWED (connection).
     pub fn not_allowed(detail: impl fmt::Display) -> AmqpError {
         AmqpError::new(ReplyCode::NotAllowed, detail)

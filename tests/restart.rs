@@ -8,7 +8,7 @@
 //! - persistent messages in durable queues come back byte for byte: bodies
 //!   (empty, binary, multi-frame), every basic property and every header
 //!   field type, exchange and routing key, in publish order, and survive a
-//!   second restart untouched;
+//!   second restart;
 //! - durable exchanges (type, flags), durable queues (arguments, flags),
 //!   queue and exchange-to-exchange bindings survive; unbinding and queue
 //!   deletion survive too; non-durable queues, exchanges and bindings do not;
@@ -18,10 +18,14 @@
 //!   back `redelivered = true`, never-delivered ones `redelivered = false`,
 //!   and those flags survive a further clean restart, while a kill -9 makes
 //!   every recovered message `redelivered = true`;
+//! - rejected and nacked (without requeue) messages stay gone, recovered
+//!   (basic.recover) ones come back redelivered;
 //! - a message routed to two durable queues comes back in both, and an ack in
 //!   one queue does not settle it in the other;
 //! - queues longer than the broker's in-memory limit (bodies paged out to the
-//!   store) recover the same way.
+//!   store) recover the same way, and paged-out messages read back while the
+//!   store is still writing them are never dropped;
+//! - a per-message TTL keeps running across a restart, as in RabbitMQ.
 
 #[path = "common/process.rs"]
 mod process;
@@ -658,6 +662,70 @@ async fn acks_and_redelivered_flags_survive_restarts() {
     broker.stop_cleanly();
 }
 
+/// Rejecting without requeue (basic.reject, basic.nack with multiple)
+/// settles for good; basic.recover puts messages back, marked redelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_messages_stay_gone_and_recovered_ones_come_back() {
+    let dir = DataDir::new("restart-reject");
+    let mut broker = Broker::start(&dir);
+    let connection = broker.connect().await;
+    let channel = confirm_channel(&connection).await;
+    declare_durable_queue(&channel, "reject.q").await;
+    for i in 0..6 {
+        publish_confirmed(
+            &channel,
+            "",
+            "reject.q",
+            format!("r{i}").as_bytes(),
+            persistent(),
+        )
+        .await;
+    }
+    let got = get_all(&channel, "reject.q", false).await;
+    assert_eq!(got.len(), 6);
+    // r0: rejected; r1..r2: nacked with multiple (tag of r2); r3: acked;
+    // r4, r5: recovered (requeued) with basic.recover.
+    ok(
+        "basic.reject",
+        got[0]
+            .acker
+            .reject(lapin::options::BasicRejectOptions { requeue: false }),
+    )
+    .await;
+    ok(
+        "basic.nack",
+        got[2].acker.nack(lapin::options::BasicNackOptions {
+            multiple: true,
+            requeue: false,
+        }),
+    )
+    .await;
+    ok("basic.ack", got[3].acker.ack(BasicAckOptions::default())).await;
+    ok(
+        "basic.recover",
+        channel.basic_recover(lapin::options::BasicRecoverOptions { requeue: true }),
+    )
+    .await;
+    broker.stop_cleanly();
+    drop((got, channel, connection));
+
+    let mut broker = Broker::start(&dir);
+    {
+        let connection = broker.connect().await;
+        let channel = confirm_channel(&connection).await;
+        let left: Vec<(String, bool)> = get_all(&channel, "reject.q", true)
+            .await
+            .iter()
+            .map(|d| (String::from_utf8_lossy(&d.data).into_owned(), d.redelivered))
+            .collect();
+        assert_eq!(
+            left,
+            vec![("r4".to_string(), true), ("r5".to_string(), true)]
+        );
+    }
+    broker.stop_cleanly();
+}
+
 /// A message routed to two durable queues is one record on disk: it comes
 /// back in both, and settling it in one queue leaves it in the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -896,6 +964,190 @@ async fn message_ttl_still_applies_after_a_restart() {
         );
     }
     broker.stop_cleanly();
+}
+
+/// Waits until the store is in the middle of writing a record of `size`
+/// bytes that starts at `before` in `segment`. No event says when the sync
+/// thread writes, so this watches the file grow.
+async fn wait_for_write_in_progress(segment: &std::path::Path, before: u64, size: usize) {
+    let deadline = std::time::Instant::now() + OP_TIMEOUT;
+    loop {
+        let len = std::fs::metadata(segment).expect("stat").len();
+        if len > before && len < before + size as u64 {
+            return;
+        }
+        assert!(
+            len == before && std::time::Instant::now() < deadline,
+            "missed the write of the big message (segment at {len} bytes, was {before})"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+/// The race behind a paged-out message read back while the store writes it:
+/// the store's sync thread takes the pending bytes out of memory before it
+/// writes them, so a read in between finds them neither in memory nor in the
+/// file. A 96 MiB message makes that write last long enough to aim at: the
+/// test watches the segment file grow (no event tells it when the write
+/// starts) and takes the message with basic.get meanwhile. It must be
+/// delivered, or at least stay in the queue; it was confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_out_message_read_while_being_written_is_not_dropped() {
+    const BIG: usize = 96 << 20;
+    let env = [("WARREN_QUEUE_IN_MEMORY_LIMIT", "1")];
+    let dir = DataDir::new("restart-paged-race");
+    let mut broker = Broker::start_with_env(&dir, &env);
+    let connection = broker.connect().await;
+    let channel = confirm_channel(&connection).await;
+    declare_durable_queue(&channel, "race.q").await;
+    // "small" is held in memory, "big" behind it is paged out.
+    publish_confirmed(&channel, "", "race.q", b"small|", persistent()).await;
+    let segment = dir.segments().pop().expect("the active segment");
+    let before = std::fs::metadata(&segment).expect("stat").len();
+    let mut big = b"big|".to_vec();
+    big.resize(BIG, b'b');
+    let confirm = ok(
+        "basic.publish",
+        channel.basic_publish(
+            "".into(),
+            "race.q".into(),
+            lapin::options::BasicPublishOptions::default(),
+            &big,
+            persistent(),
+        ),
+    )
+    .await;
+    let taker = confirm_channel(&connection).await;
+    let small = ok(
+        "basic.get",
+        taker.basic_get(
+            "race.q".into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        ),
+    )
+    .await
+    .expect("small");
+    assert_eq!(small.delivery.data, b"small|");
+    wait_for_write_in_progress(&segment, before, BIG).await;
+    let got = ok(
+        "basic.get",
+        taker.basic_get(
+            "race.q".into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        ),
+    )
+    .await;
+    assert!(
+        ok("confirm", confirm).await.is_ack(),
+        "big was not confirmed"
+    );
+    let delivered = got.is_some_and(|g| g.delivery.data.len() == BIG);
+    let still_queued = get_all(&taker, "race.q", true).await.len();
+    let dropped: Vec<String> = broker
+        .output()
+        .lines()
+        .filter(|l| l.contains("paged-out"))
+        .map(str::to_string)
+        .collect();
+    broker.stop_cleanly();
+    assert!(
+        delivered || still_queued == 1,
+        "the confirmed big message was neither delivered nor kept; broker:\n{}",
+        dropped.join("\n")
+    );
+}
+
+/// The next delivery, or `None` after 30 s (time enough for 96 MiB in a debug build).
+async fn next_delivery(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<lapin::message::Delivery>,
+) -> Option<lapin::message::Delivery> {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The same race with a consumer: the paged-out message could not be read
+/// when the consumer got credit for it, so it stayed queued; once the write
+/// is done, it must still be delivered to that consumer without any other
+/// traffic to wake the queue up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_gets_a_paged_out_message_that_was_being_written() {
+    const BIG: usize = 96 << 20;
+    let env = [("WARREN_QUEUE_IN_MEMORY_LIMIT", "1")];
+    let dir = DataDir::new("restart-paged-stall");
+    let mut broker = Broker::start_with_env(&dir, &env);
+    let connection = broker.connect().await;
+    let channel = confirm_channel(&connection).await;
+    declare_durable_queue(&channel, "stall.q").await;
+    let consumer_channel = ok("channel.open", connection.create_channel()).await;
+    ok(
+        "basic.qos",
+        consumer_channel.basic_qos(1, lapin::options::BasicQosOptions::default()),
+    )
+    .await;
+    let consumer = ok(
+        "basic.consume",
+        consumer_channel.basic_consume(
+            "stall.q".into(),
+            "".into(),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    consumer.set_delegate(move |delivery: lapin::message::DeliveryResult| {
+        if let Ok(Some(delivery)) = delivery {
+            let _ = tx.send(delivery);
+        }
+        std::future::ready(())
+    });
+    // first goes straight to the consumer (prefetch 1), second waits in
+    // memory, big waits behind it, paged out.
+    publish_confirmed(&channel, "", "stall.q", b"first|", persistent()).await;
+    publish_confirmed(&channel, "", "stall.q", b"second|", persistent()).await;
+    let segment = dir.segments().pop().expect("the active segment");
+    let before = std::fs::metadata(&segment).expect("stat").len();
+    let mut big = b"big|".to_vec();
+    big.resize(BIG, b'b');
+    let confirm = ok(
+        "basic.publish",
+        channel.basic_publish(
+            "".into(),
+            "stall.q".into(),
+            lapin::options::BasicPublishOptions::default(),
+            &big,
+            persistent(),
+        ),
+    )
+    .await;
+    let first = next_delivery(&mut rx).await.expect("first delivered");
+    assert_eq!(first.data, b"first|");
+    ok("basic.ack", first.acker.ack(BasicAckOptions::default())).await;
+    let second = next_delivery(&mut rx).await.expect("second delivered");
+    assert_eq!(second.data, b"second|");
+    // Free the credit for big while its record is being written.
+    wait_for_write_in_progress(&segment, before, BIG).await;
+    ok("basic.ack", second.acker.ack(BasicAckOptions::default())).await;
+    assert!(
+        ok("confirm", confirm).await.is_ack(),
+        "big was not confirmed"
+    );
+    let delivered = next_delivery(&mut rx).await.map(|d| d.data.len());
+    let log: Vec<String> = broker
+        .output()
+        .lines()
+        .filter(|l| l.contains("paged-out"))
+        .map(str::to_string)
+        .collect();
+    broker.stop_cleanly();
+    assert_eq!(
+        delivered,
+        Some(BIG),
+        "the consumer never got the confirmed big message; broker:\n{}",
+        log.join("\n")
+    );
 }
 
 /// Paging under load. With an in-memory limit of 1, a burst of large

@@ -105,11 +105,20 @@ impl Broker {
         vhosts
             .entry("/".to_string())
             .or_insert_with(|| Arc::new(VHost::new("/", durability.clone())));
+        let mut orphaned = 0usize;
         for (queue, orphans) in messages {
-            // Messages of queues deleted before their acks reached disk.
+            // Messages of queues deleted before their acks reached disk, or of
+            // queues the definitions file no longer lists.
+            orphaned += orphans.len();
             for (location, _, _) in orphans {
                 store.ack(queue, location);
             }
+        }
+        if orphaned > 0 {
+            tracing::warn!(
+                messages = orphaned,
+                "stored messages belong to no known durable queue and are discarded"
+            );
         }
         tracing::info!(
             messages = count,
@@ -137,19 +146,9 @@ impl Broker {
         &self.users
     }
 
-    /// The message store.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
     /// The resource alarms (publishers are blocked while one is set).
     pub fn alarms(&self) -> &Arc<Alarms> {
         &self.alarms
-    }
-
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     /// A fresh identity for a new connection.
@@ -181,7 +180,11 @@ impl Broker {
 fn take_clean_shutdown(data_dir: &Path) -> Option<HashSet<(QueueId, Location)>> {
     let path = data_dir.join(CLEAN_SHUTDOWN);
     let bytes = std::fs::read(&path).ok()?;
-    if let Err(e) = std::fs::remove_file(&path) {
+    // The marker must be gone for good before anything is delivered, or a
+    // later crash would be mistaken for a clean stop.
+    let removed =
+        std::fs::remove_file(&path).and_then(|()| std::fs::File::open(data_dir)?.sync_all());
+    if let Err(e) = removed {
         tracing::warn!(path = %path.display(), error = %e, "cannot remove clean-shutdown marker");
     }
     let list: Vec<(QueueId, Location)> = serde_json::from_slice(&bytes).ok()?;

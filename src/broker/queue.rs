@@ -82,7 +82,6 @@ struct QueueState {
     next_seq: u64,
     consumers: Vec<Consumer>,
     next_consumer: usize,
-    had_consumer: bool,
     deleted: bool,
 }
 
@@ -139,7 +138,6 @@ impl Queue {
             next_seq: 0,
             consumers: Vec::new(),
             next_consumer: 0,
-            had_consumer: false,
             deleted: false,
         };
         Arc::new(Queue {
@@ -269,7 +267,6 @@ impl Queue {
             )));
         }
         state.consumers.push(consumer);
-        state.had_consumer = true;
         self.dispatch_locked(&mut state);
         Ok(())
     }
@@ -331,8 +328,12 @@ impl Queue {
             };
             let consumer = &state.consumers[index];
             let Some(message) = state.ready.pop_front(self.config.persistence.as_ref()) else {
-                // Everything left was unreadable and has been dropped.
                 consumer.credit.release(u32::from(!consumer.no_ack));
+                if !state.ready.is_empty() {
+                    // The head could not be read back for now (e.g. out of file
+                    // descriptors); nothing else will wake this queue, so retry soon.
+                    self.retry_dispatch_later();
+                }
                 return;
             };
             let credit = (!consumer.no_ack).then(|| consumer.credit.clone());
@@ -362,6 +363,18 @@ impl Queue {
                 }
             }
         }
+    }
+
+    /// Dispatches again shortly, from a timer task.
+    fn retry_dispatch_later(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let queue = self.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            queue.dispatch();
+        });
     }
 
     /// The next consumer in round-robin order that may receive a message now.

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::store::record::{
     MAX_RECORD, MessageParts, QueueId, RECORD_HEADER, StoredMessage, decode_message, encode_ack,
-    encode_message,
+    encode_message, record_crc,
 };
 use crate::store::segment::{ack_path, list_segments, read_acks, read_segment, segment_path};
 use std::os::unix::fs::FileExt;
@@ -67,6 +67,9 @@ pub struct Recovered {
     pub message: Option<Arc<StoredMessage>>,
 }
 
+/// Message bytes not yet on disk: segment, file offset of the first byte, bytes.
+type PendingBytes = (u32, u64, Vec<u8>);
+
 /// Each durable queue's recovered messages, by queue identity.
 pub type RecoveredQueues = HashMap<QueueId, Vec<Recovered>>;
 
@@ -88,7 +91,9 @@ struct State {
     /// Unsettled (queue, message) pairs per segment.
     live: HashMap<u32, u64>,
     /// Message bytes waiting for the sync thread: segment, file offset of the first byte, bytes.
-    pending_messages: Vec<(u32, u64, Vec<u8>)>,
+    pending_messages: Vec<PendingBytes>,
+    /// The batch the sync thread is writing now; still readable until it is on disk.
+    writing: Arc<Vec<PendingBytes>>,
     /// Ack bytes waiting for the sync thread, per segment.
     pending_acks: HashMap<u32, Vec<u8>>,
     /// Segments whose last pair was settled, to delete after pending writes.
@@ -170,6 +175,7 @@ impl Store {
         }
         let segment = state.active;
         let base = state.active_len;
+        let offset = base as u32;
         let buffer = match state.pending_messages.last_mut() {
             Some((number, _, buffer)) if *number == segment => buffer,
             _ => {
@@ -180,12 +186,9 @@ impl Store {
             }
         };
         let before = buffer.len();
-        encode_message(buffer, queues, message);
+        encode_message(buffer, offset, queues, message);
         let written = (buffer.len() - before) as u64;
-        let location = Location {
-            segment,
-            offset: state.active_len as u32,
-        };
+        let location = Location { segment, offset };
         state.active_len += written;
         *state.live.entry(segment).or_default() += queues.len() as u64;
         state.next_ticket += 1;
@@ -201,10 +204,11 @@ impl Store {
         let file = {
             let state = self.state.lock();
             let offset = u64::from(at.offset);
-            for (segment, base, bytes) in &state.pending_messages {
+            let unwritten = state.pending_messages.iter().chain(state.writing.iter());
+            for (segment, base, bytes) in unwritten {
                 if *segment == at.segment && offset >= *base && offset < *base + bytes.len() as u64
                 {
-                    return decode_at(&bytes[(offset - base) as usize..]);
+                    return decode_at(&bytes[(offset - base) as usize..], at.offset);
                 }
             }
             match state.readers.get(&at.segment) {
@@ -228,7 +232,7 @@ impl Store {
         }
         let mut record = vec![0u8; RECORD_HEADER + len];
         file.read_exact_at(&mut record, u64::from(at.offset))?;
-        decode_at(&record)
+        decode_at(&record, at.offset)
     }
 
     /// Settles a (queue, message) pair for good.
@@ -270,13 +274,10 @@ impl Store {
     }
 
     /// Puts a batch that could not be written back in front of newer writes.
-    fn requeue(
-        &self,
-        mut messages: Vec<(u32, u64, Vec<u8>)>,
-        acks: HashMap<u32, Vec<u8>>,
-        dead: Vec<u32>,
-    ) {
+    fn requeue(&self, batch: Arc<Vec<PendingBytes>>, acks: HashMap<u32, Vec<u8>>, dead: Vec<u32>) {
         let mut state = self.state.lock();
+        state.writing = Arc::default();
+        let mut messages = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
         messages.append(&mut state.pending_messages);
         state.pending_messages = messages;
         for (segment, mut bytes) in acks {
@@ -300,8 +301,10 @@ impl Store {
                 {
                     self.wake.wait(&mut state);
                 }
+                let batch = Arc::new(std::mem::take(&mut state.pending_messages));
+                state.writing = batch.clone();
                 (
-                    std::mem::take(&mut state.pending_messages),
+                    batch,
                     std::mem::take(&mut state.pending_acks),
                     std::mem::take(&mut state.dead),
                     state.next_ticket,
@@ -319,6 +322,7 @@ impl Store {
                 continue;
             }
             if wrote_messages {
+                self.state.lock().writing = Arc::default();
                 self.synced.send_replace(ticket);
             }
             for segment in dead {
@@ -355,7 +359,7 @@ impl Files {
     /// On failure every file touched is cut back to its length before the batch.
     fn write(
         &mut self,
-        messages: &[(u32, u64, Vec<u8>)],
+        messages: &[PendingBytes],
         acks: &HashMap<u32, Vec<u8>>,
         all: bool,
     ) -> io::Result<()> {
@@ -378,7 +382,7 @@ impl Files {
 
     fn try_write(
         &mut self,
-        messages: &[(u32, u64, Vec<u8>)],
+        messages: &[PendingBytes],
         acks: &HashMap<u32, Vec<u8>>,
         all: bool,
         lengths: &mut Vec<(bool, u32, u64)>,
@@ -440,7 +444,7 @@ fn open_append(
 }
 
 /// Decodes the message record at the start of `bytes`, checking its CRC.
-fn decode_at(bytes: &[u8]) -> io::Result<StoredMessage> {
+fn decode_at(bytes: &[u8], offset: u32) -> io::Result<StoredMessage> {
     let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
     let header = bytes
         .get(..RECORD_HEADER)
@@ -450,7 +454,7 @@ fn decode_at(bytes: &[u8]) -> io::Result<StoredMessage> {
     let payload = bytes
         .get(RECORD_HEADER..RECORD_HEADER + len)
         .ok_or_else(|| invalid("short record"))?;
-    if crc32fast::hash(payload) != crc {
+    if record_crc(offset, payload) != crc {
         return Err(invalid("record checksum mismatch"));
     }
     decode_message(bytes::Bytes::copy_from_slice(payload))

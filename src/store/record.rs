@@ -1,7 +1,10 @@
 //! The on-disk record formats.
 //!
 //! A segment file holds message records, each `len:u32 crc:u32 payload`,
-//! where the CRC-32 covers the payload. A message routed to several durable
+//! where the CRC-32 covers the record's own offset in the segment and then the
+//! payload: a record is valid only where it was written, so bytes that look
+//! like a record inside a message body are never mistaken for one, even when
+//! recovery has to search past damage. A message routed to several durable
 //! queues is one record listing all of them. Each segment has an ack file
 //! beside it: fixed 16-byte records `queue:u64 offset:u32 crc:u32` naming a
 //! (queue, message) pair in that segment that is settled for good. Keeping
@@ -52,8 +55,17 @@ pub struct MessageParts<'a> {
     pub expires_at_ms: u64,
 }
 
-/// Appends a message record for `message`, routed to `queues`, to `out`.
-pub fn encode_message(out: &mut Vec<u8>, queues: &[QueueId], message: &MessageParts) {
+/// The checksum of a message record written at `offset`.
+pub fn record_crc(offset: u32, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&offset.to_be_bytes());
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Appends a message record for `message`, routed to `queues` and destined
+/// for `offset` in its segment, to `out`.
+pub fn encode_message(out: &mut Vec<u8>, offset: u32, queues: &[QueueId], message: &MessageParts) {
     let start = out.len();
     out.extend_from_slice(&[0; RECORD_HEADER]);
     out.put_u16(queues.len() as u16);
@@ -69,7 +81,7 @@ pub fn encode_message(out: &mut Vec<u8>, queues: &[QueueId], message: &MessagePa
     out.extend_from_slice(message.body);
     let payload = &out[start + RECORD_HEADER..];
     let len = payload.len() as u32;
-    let crc = crc32fast::hash(payload);
+    let crc = record_crc(offset, payload);
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_be_bytes());
 }
@@ -162,11 +174,16 @@ mod tests {
             body: b"body",
             expires_at_ms: 1234,
         };
-        encode_message(&mut out, &[3, 9], &parts);
+        encode_message(&mut out, 4096, &[3, 9], &parts);
         let len = u32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
         let crc = u32::from_be_bytes(out[4..8].try_into().unwrap());
         let payload = Bytes::copy_from_slice(&out[8..8 + len]);
-        assert_eq!(crc32fast::hash(&payload), crc);
+        assert_eq!(record_crc(4096, &payload), crc);
+        assert_ne!(
+            record_crc(0, &payload),
+            crc,
+            "a record is bound to its offset"
+        );
         let message = decode_message(payload).unwrap();
         assert_eq!(message.queues, vec![3, 9]);
         assert_eq!(message.expires_at_ms, 1234);

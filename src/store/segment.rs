@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use crate::store::record::{
     ACK_RECORD, MAX_RECORD, QueueId, RECORD_HEADER, StoredMessage, decode_ack, decode_message,
+    record_crc,
 };
 
 /// A message record found in a segment, with its offset.
@@ -115,7 +116,7 @@ fn record_at(data: &Bytes, at: usize) -> Option<(StoredMessage, usize)> {
         return None;
     }
     let payload = data.slice(at + RECORD_HEADER..at + RECORD_HEADER + len);
-    if crc32fast::hash(&payload) != crc {
+    if record_crc(at as u32, &payload) != crc {
         return None;
     }
     Some((decode_message(payload)?, at + RECORD_HEADER + len))

@@ -12,6 +12,10 @@
 //! Every wait is bounded and waits on an event: a log line, the child's
 //! output pipes closing (it exited), or its exit status.
 //!
+//! It also holds the small lapin helpers (bounded `ok`, confirmed publishes,
+//! draining queues, existence checks) that `tests/restart.rs`,
+//! `tests/crash.rs` and `tests/corruption.rs` share.
+//!
 //! It only uses absolute paths, so it works both as `common::process` and
 //! included on its own with `#[path = "common/process.rs"] mod process;`.
 #![allow(dead_code)]
