@@ -2,109 +2,15 @@
 
 mod common;
 
-use std::{future::Future, time::Duration};
-
+use common::lapin::{Inbox, confirming, consume, drain, ok, owned, publish_confirmed, temp_queue};
 use lapin::{
-    BasicProperties, Channel, Connection, Consumer, ErrorKind,
-    message::{Delivery, DeliveryResult},
+    Channel, Connection,
     options::{
-        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
-        BasicPublishOptions, BasicQosOptions, BasicRecoverOptions, BasicRejectOptions,
-        QueueDeclareOptions,
+        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicQosOptions,
+        BasicRecoverOptions, BasicRejectOptions, QueueDeclareOptions,
     },
-    types::{FieldTable, ShortString},
+    types::FieldTable,
 };
-use tokio::{sync::mpsc, time::timeout};
-
-const WAIT: Duration = Duration::from_secs(10);
-/// How long to watch for something that must not happen.
-const QUIET: Duration = Duration::from_millis(300);
-
-/// The reply code and reply text of an AMQP error.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP protocol error, got {other:?}"),
-    }
-}
-
-/// Awaits `op` within the timeout and unwraps it.
-async fn ok<T>(op: impl Future<Output = lapin::Result<T>>) -> T {
-    timeout(WAIT, op)
-        .await
-        .expect("operation timed out")
-        .expect("operation failed")
-}
-
-/// Deliveries of one consumer, collected in arrival order.
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<DeliveryResult>,
-    consumer: Consumer,
-}
-
-impl Inbox {
-    fn new(consumer: Consumer) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        // The delegate runs synchronously as each delivery completes, so order is preserved.
-        consumer.set_delegate(move |delivery: DeliveryResult| {
-            let _ = tx.send(delivery);
-            std::future::ready(())
-        });
-        Self { rx, consumer }
-    }
-
-    fn tag(&self) -> ShortString {
-        self.consumer.tag()
-    }
-
-    async fn event(&mut self) -> DeliveryResult {
-        match timeout(WAIT, self.rx.recv()).await {
-            Ok(Some(event)) => event,
-            Ok(None) => panic!("consumer dropped its delegate"),
-            Err(_) => panic!(
-                "nothing happened to consumer {:?} within {WAIT:?}",
-                self.tag()
-            ),
-        }
-    }
-
-    async fn next(&mut self) -> Delivery {
-        match self.event().await {
-            Ok(Some(delivery)) => delivery,
-            other => panic!("expected a delivery, got {other:?}"),
-        }
-    }
-
-    /// The next `n` deliveries, as (body, redelivered, delivery tag).
-    async fn take(&mut self, n: usize) -> Vec<(String, bool, u64)> {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            let d = self.next().await;
-            out.push((
-                String::from_utf8(d.data.clone()).expect("utf-8 body"),
-                d.redelivered,
-                d.delivery_tag,
-            ));
-        }
-        out
-    }
-
-    /// Expects the channel to be closed by the broker, returning the reply code and text.
-    async fn closed(&mut self) -> (u16, String) {
-        match self.event().await {
-            Err(err) => amqp_error(&err),
-            other => panic!("expected the channel to be closed, got {other:?}"),
-        }
-    }
-
-    /// Asserts that nothing arrives for a short while.
-    async fn quiet(&mut self) {
-        tokio::time::sleep(QUIET).await;
-        if let Ok(event) = self.rx.try_recv() {
-            panic!("unexpected event on consumer {:?}: {event:?}", self.tag());
-        }
-    }
-}
 
 /// A connection, a confirm-mode channel for publishing and a server-named exclusive queue.
 struct Fixture {
@@ -116,16 +22,8 @@ struct Fixture {
 impl Fixture {
     async fn new(broker: &common::TestBroker) -> Self {
         let conn = broker.connect().await;
-        let publisher = ok(conn.create_channel()).await;
-        ok(publisher.confirm_select(Default::default())).await;
-        let queue = ok(publisher.queue_declare(
-            "".into(),
-            QueueDeclareOptions::exclusive(),
-            FieldTable::default(),
-        ))
-        .await
-        .name()
-        .to_string();
+        let publisher = confirming(&conn).await;
+        let queue = temp_queue(&publisher).await;
         Self {
             conn,
             publisher,
@@ -136,15 +34,7 @@ impl Fixture {
     /// Publishes `bodies` in order and waits until the broker has confirmed every one.
     async fn publish(&self, bodies: &[&str]) {
         for body in bodies {
-            let confirm = ok(self.publisher.basic_publish(
-                "".into(),
-                self.queue.as_str().into(),
-                BasicPublishOptions::default(),
-                body.as_bytes(),
-                BasicProperties::default(),
-            ))
-            .await;
-            assert!(ok(confirm).await.is_ack());
+            publish_confirmed(&self.publisher, &self.queue, body).await;
         }
     }
 
@@ -154,15 +44,7 @@ impl Fixture {
 
     /// A manual-ack consumer on the queue.
     async fn consume(&self, ch: &Channel) -> Inbox {
-        Inbox::new(
-            ok(ch.basic_consume(
-                self.queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            ))
-            .await,
-        )
+        consume(ch, &self.queue, "", BasicConsumeOptions::default()).await
     }
 
     /// Ready messages left in the queue, as (body, redelivered), taken with auto-ack.
@@ -176,18 +58,11 @@ impl Fixture {
     /// than fetched at once.
     async fn requeued(&self, expected: &[&str]) -> Vec<(String, bool)> {
         let ch = self.channel().await;
-        let mut inbox = Inbox::new(
-            ok(ch.basic_consume(
-                self.queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            ))
-            .await,
-        );
+        let no_ack = BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        };
+        let mut inbox = consume(&ch, &self.queue, "", no_ack).await;
         let got = inbox.take(expected.len()).await;
         inbox.quiet().await;
         got.into_iter()
@@ -197,25 +72,12 @@ impl Fixture {
 
     /// Like `remaining`, through `ch`: basic.get there is ordered after that channel's acks.
     async fn remaining_via(&self, ch: &Channel) -> Vec<(String, bool)> {
-        let mut out = Vec::new();
-        while let Some(msg) =
-            ok(ch.basic_get(self.queue.as_str().into(), BasicGetOptions { no_ack: true })).await
-        {
-            out.push((
-                String::from_utf8(msg.delivery.data.clone()).expect("utf-8 body"),
-                msg.delivery.redelivered,
-            ));
-        }
-        out
+        drain(ch, &self.queue).await
     }
 }
 
 fn bodies(taken: &[(String, bool, u64)]) -> Vec<&str> {
     taken.iter().map(|(b, _, _)| b.as_str()).collect()
-}
-
-fn owned(pairs: &[(&str, bool)]) -> Vec<(String, bool)> {
-    pairs.iter().map(|(b, r)| (b.to_string(), *r)).collect()
 }
 
 #[tokio::test]
@@ -587,41 +449,15 @@ async fn unacked_messages_are_requeued_when_the_connection_closes() {
     ))
     .await;
     for body in ["m1", "m2"] {
-        let confirm = ok(f.publisher.basic_publish(
-            "".into(),
-            name.as_str().into(),
-            BasicPublishOptions::default(),
-            body.as_bytes(),
-            BasicProperties::default(),
-        ))
-        .await;
-        assert!(ok(confirm).await.is_ack());
+        publish_confirmed(&f.publisher, &name, body).await;
     }
     let consumer_conn = broker.connect().await;
     let ch = ok(consumer_conn.create_channel()).await;
-    let mut inbox = Inbox::new(
-        ok(ch.basic_consume(
-            name.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ))
-        .await,
-    );
+    let mut inbox = consume(&ch, &name, "", BasicConsumeOptions::default()).await;
     inbox.take(2).await;
     ok(consumer_conn.close(200, "OK".into())).await;
 
-    let mut left = Vec::new();
-    while let Some(msg) = ok(f
-        .publisher
-        .basic_get(name.as_str().into(), BasicGetOptions { no_ack: true }))
-    .await
-    {
-        left.push((
-            String::from_utf8(msg.delivery.data.clone()).unwrap(),
-            msg.delivery.redelivered,
-        ));
-    }
+    let left = drain(&f.publisher, &name).await;
     assert_eq!(left, owned(&[("m1", true), ("m2", true)]));
     ok(f.publisher
         .queue_delete(name.as_str().into(), Default::default()))

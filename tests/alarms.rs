@@ -3,8 +3,11 @@
 //!
 //! Runs only against the in-process broker: the test moves the broker's limit.
 
+mod common;
+
 use std::time::Duration;
 
+use common::lapin::WAIT;
 use lapin::options::{
     BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
@@ -12,19 +15,6 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, PublisherConfirm};
 use tokio::time::timeout;
 use warren::testing::InProcessServer;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let polled = async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    timeout(WAIT, polled)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
-}
 
 /// Publishes `body` to `alarm-q` and returns the pending confirm.
 async fn publish(channel: Channel, body: &'static [u8]) -> PublisherConfirm {
@@ -72,10 +62,10 @@ async fn publishers_are_blocked_below_the_disk_limit_and_resume_when_space_retur
         .await
         .expect("first confirm")
         .unwrap();
-    eventually("the publisher is told it is blocked", || {
-        publisher.status().blocked()
-    })
-    .await;
+    assert!(
+        common::eventually(WAIT, || publisher.status().blocked()).await,
+        "timed out waiting until the publisher is told it is blocked"
+    );
     // lapin itself holds publishes while blocked, so publish from a task.
     let second = publish(channel.clone(), b"second");
     let mut second = tokio::spawn(async move { second.await.await });
@@ -104,8 +94,8 @@ async fn publishers_are_blocked_below_the_disk_limit_and_resume_when_space_retur
         .expect("confirm after the alarm clears")
         .expect("publishing task")
         .expect("confirmed");
-    eventually("the publisher is unblocked", || {
-        !publisher.status().blocked()
-    })
-    .await;
+    assert!(
+        common::eventually(WAIT, || !publisher.status().blocked()).await,
+        "timed out waiting until the publisher is unblocked"
+    );
 }

@@ -2,59 +2,22 @@
 
 mod common;
 
-use std::{future::Future, time::Duration};
-
+use common::lapin::{WAIT, amqp_error, confirming, ok, publish_with, temp_queue};
+use common::raw::{
+    Frame, RawClient, Reader, basic_publish, content_body, content_header, login_of, method_frame,
+    put_short_str,
+};
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ErrorKind, ExchangeKind,
+    BasicProperties, Channel, Confirmation, ExchangeKind,
     options::{
         BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
         QueueDeclareOptions,
     },
-    protocol::{AMQPClass, basic, channel, confirm, connection, queue},
     types::FieldTable,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    time::timeout,
-};
+use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(10);
-
-/// The reply code and reply text of an AMQP error.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP protocol error, got {other:?}"),
-    }
-}
-
-/// Awaits `op` within the timeout and unwraps it.
-async fn ok<T>(op: impl Future<Output = lapin::Result<T>>) -> T {
-    timeout(WAIT, op)
-        .await
-        .expect("operation timed out")
-        .expect("operation failed")
-}
-
-async fn confirming(conn: &Connection) -> Channel {
-    let ch = ok(conn.create_channel()).await;
-    ok(ch.confirm_select(ConfirmSelectOptions::default())).await;
-    assert!(ch.status().confirm());
-    ch
-}
-
-async fn temp_queue(ch: &Channel) -> String {
-    ok(ch.queue_declare(
-        "".into(),
-        QueueDeclareOptions::exclusive(),
-        FieldTable::default(),
-    ))
-    .await
-    .name()
-    .to_string()
-}
-
+/// Publishes `body` with the mandatory flag as given and returns the pending confirm.
 async fn publish(
     ch: &Channel,
     exchange: &str,
@@ -62,17 +25,12 @@ async fn publish(
     mandatory: bool,
     body: &str,
 ) -> lapin::PublisherConfirm {
-    ok(ch.basic_publish(
-        exchange.into(),
-        key.into(),
-        BasicPublishOptions {
-            mandatory,
-            ..Default::default()
-        },
-        body.as_bytes(),
-        BasicProperties::default(),
-    ))
-    .await
+    let options = BasicPublishOptions {
+        mandatory,
+        ..Default::default()
+    };
+    let props = BasicProperties::default();
+    publish_with(ch, exchange, key, options, body.as_bytes(), props).await
 }
 
 #[tokio::test]
@@ -255,173 +213,45 @@ async fn confirm_select_on_a_transactional_channel_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // Raw-socket check of the confirm delivery tags themselves, which lapin does not expose.
 
-/// A bare AMQP 0-9-1 client speaking just enough of the protocol for the test below.
+/// A raw client with the few steps of publisher confirms the tests below take by hand.
 struct Raw {
-    sock: TcpStream,
-}
-
-fn short_str(out: &mut Vec<u8>, s: &str) {
-    out.push(u8::try_from(s.len()).expect("short string over 255 bytes"));
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn long_str(out: &mut Vec<u8>, s: &[u8]) {
-    let len = u32::try_from(s.len()).expect("long string too long");
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(s);
-}
-
-fn method(class: u16, method: u16) -> Vec<u8> {
-    let mut out = class.to_be_bytes().to_vec();
-    out.extend_from_slice(&method.to_be_bytes());
-    out
-}
-
-/// Credentials and vhost from an `amqp://user:pass@host:port/vhost` URL.
-fn credentials(url: &str) -> (String, String, String) {
-    let rest = url.split("://").nth(1).expect("scheme");
-    let (userinfo, hostpath) = rest.rsplit_once('@').expect("credentials in url");
-    let (user, pass) = userinfo.split_once(':').expect("user:pass");
-    let vhost = hostpath.split_once('/').map(|(_, v)| v).unwrap_or("");
-    let vhost = vhost.split('?').next().unwrap_or("");
-    let vhost = if vhost.is_empty() {
-        "/".to_string()
-    } else {
-        vhost.replace("%2f", "/").replace("%2F", "/")
-    };
-    (user.to_string(), pass.to_string(), vhost)
+    client: RawClient,
 }
 
 impl Raw {
     async fn connect(broker: &common::TestBroker) -> Raw {
-        let sock = timeout(WAIT, TcpStream::connect(broker.addr()))
-            .await
-            .expect("tcp connect timed out")
-            .expect("tcp connect");
-        let mut raw = Raw { sock };
-        raw.sock
-            .write_all(b"AMQP\x00\x00\x09\x01")
-            .await
-            .expect("protocol header");
-        match raw.method().await {
-            (0, AMQPClass::Connection(connection::AMQPMethod::Start(_))) => {}
-            other => panic!("expected connection.start, got {other:?}"),
-        }
-        let (user, pass, vhost) = credentials(broker.url());
-        let mut start_ok = method(10, 11);
-        start_ok.extend_from_slice(&0u32.to_be_bytes()); // empty client-properties
-        short_str(&mut start_ok, "PLAIN");
-        long_str(&mut start_ok, format!("\0{user}\0{pass}").as_bytes());
-        short_str(&mut start_ok, "en_US");
-        raw.send(1, 0, &start_ok).await;
-        let tune = match raw.method().await {
-            (0, AMQPClass::Connection(connection::AMQPMethod::Tune(tune))) => tune,
-            other => panic!("expected connection.tune, got {other:?}"),
-        };
-        let mut tune_ok = method(10, 31);
-        tune_ok.extend_from_slice(&tune.channel_max.to_be_bytes());
-        tune_ok.extend_from_slice(&tune.frame_max.to_be_bytes());
-        tune_ok.extend_from_slice(&0u16.to_be_bytes()); // no heartbeats
-        raw.send(1, 0, &tune_ok).await;
-        let mut open = method(10, 40);
-        short_str(&mut open, &vhost);
-        short_str(&mut open, "");
-        open.push(0);
-        raw.send(1, 0, &open).await;
-        match raw.method().await {
-            (0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))) => {}
-            other => panic!("expected connection.open-ok, got {other:?}"),
-        }
-        raw
-    }
-
-    async fn send(&mut self, kind: u8, channel: u16, payload: &[u8]) {
-        let mut frame = vec![kind];
-        frame.extend_from_slice(&channel.to_be_bytes());
-        let size = u32::try_from(payload.len()).expect("frame too large");
-        frame.extend_from_slice(&size.to_be_bytes());
-        frame.extend_from_slice(payload);
-        frame.push(0xCE);
-        timeout(WAIT, self.sock.write_all(&frame))
-            .await
-            .expect("write timed out")
-            .expect("write frame");
-    }
-
-    /// Reads the next method frame (skipping heartbeats) and parses it.
-    async fn method(&mut self) -> (u16, AMQPClass) {
-        loop {
-            let mut header = [0u8; 7];
-            timeout(WAIT, self.sock.read_exact(&mut header))
-                .await
-                .expect("frame header timed out")
-                .expect("read frame header");
-            let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
-            let mut payload = vec![0u8; size + 1];
-            timeout(WAIT, self.sock.read_exact(&mut payload))
-                .await
-                .expect("frame payload timed out")
-                .expect("read frame payload");
-            assert_eq!(payload.pop(), Some(0xCE), "frame-end octet");
-            match header[0] {
-                1 => {
-                    let channel = u16::from_be_bytes([header[1], header[2]]);
-                    let (_, class) =
-                        lapin::protocol::parse_class(payload.as_slice()).expect("parse method");
-                    return (channel, class);
-                }
-                8 => continue,
-                other => panic!("unexpected frame type {other}"),
-            }
-        }
+        let mut client = RawClient::connect_within(broker.addr(), WAIT).await;
+        client.handshake(&login_of(broker.url())).await;
+        Raw { client }
     }
 
     async fn open_confirm_channel(&mut self, channel: u16) {
-        let mut open = method(20, 10);
-        short_str(&mut open, "");
-        self.send(1, channel, &open).await;
-        match self.method().await {
-            (c, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) if c == channel => {}
-            other => panic!("expected channel.open-ok, got {other:?}"),
-        }
-        let mut select = method(85, 10);
-        select.push(0);
-        self.send(1, channel, &select).await;
-        match self.method().await {
-            (c, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))) if c == channel => {}
-            other => panic!("expected confirm.select-ok, got {other:?}"),
-        }
+        self.client.open_channel(channel).await;
+        self.client.send(&method_frame(channel, 85, 10, &[0])).await;
+        self.client.expect_method(channel, 85, 11).await; // confirm.select-ok
     }
 
     async fn declare_exclusive_queue(&mut self, channel: u16) -> String {
-        let mut declare = method(50, 10);
-        declare.extend_from_slice(&0u16.to_be_bytes());
-        short_str(&mut declare, "");
-        declare.push(0b0000_0100); // exclusive
-        declare.extend_from_slice(&0u32.to_be_bytes());
-        self.send(1, channel, &declare).await;
-        match self.method().await {
-            (c, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok))) if c == channel => {
-                ok.queue.to_string()
-            }
-            other => panic!("expected queue.declare-ok, got {other:?}"),
-        }
+        let mut args = 0u16.to_be_bytes().to_vec();
+        put_short_str(&mut args, "");
+        args.push(0b0000_0100); // exclusive
+        args.extend_from_slice(&0u32.to_be_bytes());
+        self.client
+            .send(&method_frame(channel, 50, 10, &args))
+            .await;
+        let declare_ok = self.client.expect_method(channel, 50, 11).await;
+        Reader::new(&declare_ok, "queue.declare-ok").short_str()
     }
 
     async fn publish(&mut self, channel: u16, exchange: &str, key: &str, body: &[u8]) {
-        let mut publish = method(60, 40);
-        publish.extend_from_slice(&0u16.to_be_bytes());
-        short_str(&mut publish, exchange);
-        short_str(&mut publish, key);
-        publish.push(0);
-        self.send(1, channel, &publish).await;
-        let mut header = 60u16.to_be_bytes().to_vec();
-        header.extend_from_slice(&0u16.to_be_bytes());
-        header.extend_from_slice(&(body.len() as u64).to_be_bytes());
-        header.extend_from_slice(&0u16.to_be_bytes()); // no properties
-        self.send(2, channel, &header).await;
+        self.client
+            .send(&basic_publish(channel, exchange, key))
+            .await;
+        self.client
+            .send(&content_header(channel, 60, body.len() as u64))
+            .await;
         if !body.is_empty() {
-            self.send(3, channel, body).await;
+            self.client.send(&content_body(channel, body)).await;
         }
     }
 
@@ -431,11 +261,17 @@ impl Raw {
         let mut confirmed = vec![false; n as usize + 1];
         let mut seen = Vec::new();
         while !confirmed[1..].iter().all(|c| *c) {
-            match self.method().await {
-                (c, AMQPClass::Basic(basic::AMQPMethod::Ack(ack))) if c == channel => {
-                    let tag = ack.delivery_tag;
+            match self.client.read_frame(WAIT).await {
+                Ok(Frame::Method {
+                    channel: c,
+                    class: 60,
+                    method: 80,
+                    args,
+                }) if c == channel => {
+                    let mut ack = Reader::new(&args, "basic.ack");
+                    let (tag, multiple) = (ack.u64(), ack.u8() & 1 != 0);
                     assert!((1..=n).contains(&tag), "ack for unknown tag {tag}");
-                    if ack.multiple {
+                    if multiple {
                         for done in &mut confirmed[1..=tag as usize] {
                             *done = true;
                         }
@@ -443,12 +279,16 @@ impl Raw {
                         assert!(!confirmed[tag as usize], "tag {tag} confirmed twice");
                         confirmed[tag as usize] = true;
                     }
-                    seen.push((tag, ack.multiple));
+                    seen.push((tag, multiple));
                 }
-                (c, AMQPClass::Basic(basic::AMQPMethod::Nack(nack))) => {
-                    panic!("unexpected nack on channel {c}: {nack:?}")
-                }
-                other => panic!("unexpected method {other:?}"),
+                Ok(Frame::Method {
+                    channel: c,
+                    class: 60,
+                    method: 120,
+                    ..
+                }) => panic!("unexpected nack on channel {c}"),
+                Ok(other) => panic!("unexpected {other}"),
+                Err(end) => panic!("expected basic.ack on channel {channel}, got {end:?}"),
             }
         }
         seen

@@ -2,29 +2,13 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::lapin::{WAIT, amqp_error, connection_start};
 use lapin::{
     Connection, ConnectionProperties, ErrorKind, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueDeclareOptions},
-    protocol::{AMQPClass, connection::AMQPMethod},
     types::{AMQPValue, FieldTable},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    time::timeout,
-};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// The reply code and reply text of an AMQP error.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP protocol error, got {other:?}"),
-    }
-}
+use tokio::time::timeout;
 
 /// Connects with `url` and expects the broker to refuse the connection.
 async fn refused(url: &str) -> (u16, String) {
@@ -38,25 +22,6 @@ async fn refused(url: &str) -> (u16, String) {
         Ok(conn) => panic!("connection to {url} was accepted: {conn:?}"),
         Err(err) => amqp_error(&err),
     }
-}
-
-/// Reads one frame (type, channel, payload) from a raw socket.
-async fn read_frame(sock: &mut TcpStream) -> (u8, u16, Vec<u8>) {
-    let mut header = [0u8; 7];
-    timeout(WAIT, sock.read_exact(&mut header))
-        .await
-        .expect("frame header timed out")
-        .expect("read frame header");
-    let kind = header[0];
-    let channel = u16::from_be_bytes([header[1], header[2]]);
-    let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
-    let mut payload = vec![0u8; size + 1];
-    timeout(WAIT, sock.read_exact(&mut payload))
-        .await
-        .expect("frame payload timed out")
-        .expect("read frame payload");
-    assert_eq!(payload.pop(), Some(0xCE), "frame-end octet");
-    (kind, channel, payload)
 }
 
 #[tokio::test]
@@ -108,22 +73,8 @@ async fn client_can_lower_the_negotiated_limits() {
 #[tokio::test]
 async fn connection_start_advertises_core_capabilities() {
     let broker = common::TestBroker::start();
-    let mut sock = timeout(WAIT, TcpStream::connect(broker.addr()))
-        .await
-        .expect("tcp connect timed out")
-        .expect("tcp connect");
-    sock.write_all(b"AMQP\x00\x00\x09\x01")
-        .await
-        .expect("send protocol header");
-
-    let (kind, channel, payload) = read_frame(&mut sock).await;
-    assert_eq!(kind, 1, "connection.start must arrive in a method frame");
-    assert_eq!(channel, 0, "connection.start must arrive on channel 0");
-    let (_, class) =
-        lapin::protocol::parse_class(payload.as_slice()).expect("parse connection.start");
-    let AMQPClass::Connection(AMQPMethod::Start(start)) = class else {
-        panic!("expected connection.start, got {class:?}");
-    };
+    // `connection_start` checks that it arrives in a method frame on channel 0.
+    let start = connection_start(&broker).await;
 
     assert_eq!((start.version_major, start.version_minor), (0, 9));
     let mechanisms = String::from_utf8_lossy(start.mechanisms.as_bytes()).to_string();

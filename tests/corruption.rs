@@ -17,12 +17,12 @@
 //!   must not settle messages later written under the same segment number;
 //! - (d) garbage in an ack file, or a torn ack record: the broker starts; a
 //!   damaged ack can only bring a message back, never lose one;
-//! - (e) definitions.json corrupt: the broker refuses to start, says why, and
-//!   leaves the message store untouched (starting with no definitions would
-//!   discard every stored message as belonging to no queue); definitions.json
-//!   missing: the broker starts as a fresh one, and says so when it discards
-//!   stored messages of queues it no longer knows; a damaged clean-shutdown
-//!   marker counts as an unclean stop;
+//! - (e) definitions.json corrupt: the broker starts without definitions,
+//!   says why, moves the file aside and leaves the message store untouched, so
+//!   restoring the file brings every message back; definitions.json missing:
+//!   the broker starts as a fresh one and says so when stored messages belong
+//!   to queues it does not know; a damaged clean-shutdown marker counts as an
+//!   unclean stop;
 //! - (f) a damaged record whose body contains bytes that look like a record
 //!   must not turn into a message;
 //! - (g) a paged-out message that cannot be read back for a moment (out of
@@ -35,8 +35,7 @@ use std::fs::OpenOptions;
 use std::path::Path;
 
 use lapin::ExchangeKind;
-use lapin::options::{BasicAckOptions, ExchangeDeclareOptions, QueueBindOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use process::*;
 
 const EXCHANGE: &str = "corrupt.x";
@@ -53,31 +52,9 @@ fn body(i: usize) -> Vec<u8> {
 async fn publish(broker: &Broker, bodies: &[Vec<u8>]) {
     let connection = broker.connect().await;
     let channel = confirm_channel(&connection).await;
-    ok(
-        "exchange.declare",
-        channel.exchange_declare(
-            EXCHANGE.into(),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await;
+    declare_exchange(&channel, EXCHANGE, ExchangeKind::Direct, true).await;
     declare_durable_queue(&channel, QUEUE).await;
-    ok(
-        "queue.bind",
-        channel.queue_bind(
-            QUEUE.into(),
-            EXCHANGE.into(),
-            "key".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await;
+    bind(&channel, QUEUE, EXCHANGE, "key").await;
     for body in bodies {
         publish_confirmed(&channel, EXCHANGE, "key", body, persistent()).await;
     }
@@ -433,12 +410,12 @@ async fn ack_file_of_pure_garbage() {
 // ---------------------------------------------------------------------------
 // (e) Definitions and the clean-shutdown marker.
 
-/// A corrupt definitions.json: Warren refuses to start and names the file.
-/// That is the safe choice: with no definitions every stored message would
-/// belong to no queue and be discarded at start-up. The message store must be
-/// left exactly as it was, so that the operator can repair the file.
+/// A corrupt definitions.json: Warren still starts (it always does), logs an
+/// error naming the file, moves it aside, and leaves the message store exactly
+/// as it was: the stored messages belong to no known queue now, and are kept
+/// rather than discarded, so that restoring the file brings everything back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_definitions_refuse_to_start_and_touch_nothing() {
+async fn corrupt_definitions_start_empty_and_keep_the_store() {
     let (dir, bodies) = populated("corrupt-definitions", 5).await;
     let good = std::fs::read(dir.definitions()).expect("read definitions");
     let before: Vec<(std::path::PathBuf, Vec<u8>)> = dir
@@ -452,22 +429,23 @@ async fn corrupt_definitions_refuse_to_start_and_touch_nothing() {
         .collect();
     std::fs::write(dir.definitions(), &good[..good.len() / 2]).expect("write definitions");
 
-    match run_expecting_exit(&dir) {
-        Ok((status, output)) => {
-            assert!(!status.success(), "exit status {status}");
-            assert!(
-                output.contains("definitions.json"),
-                "the error should name the file; output:\n{output}"
-            );
-        }
-        Err(mut broker) => {
-            broker.kill();
-            panic!(
-                "warren started with a corrupt definitions.json; output:\n{}",
-                broker.output()
-            );
-        }
+    let mut broker = Broker::start(&dir);
+    let output = broker.output();
+    assert!(
+        output
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("definitions.json")),
+        "the error should name the file; output:\n{output}"
+    );
+    assert!(
+        dir.path().join("definitions.json.corrupt").exists(),
+        "the damaged file is kept for the operator"
+    );
+    {
+        let connection = broker.connect().await;
+        assert!(!queue_exists(&connection, QUEUE).await);
     }
+    broker.stop_cleanly();
     for (path, data) in &before {
         assert!(
             std::fs::read(path).is_ok_and(|now| now == *data),
@@ -484,8 +462,8 @@ async fn corrupt_definitions_refuse_to_start_and_touch_nothing() {
 
 /// A missing definitions.json: the broker starts as a fresh broker (the
 /// default vhost and `amq.*` exchanges), and the old queue is unknown. Its
-/// stored messages belong to no queue now and are discarded at start-up;
-/// destroying stored messages must at least be logged (warning or error).
+/// stored messages belong to no known queue now; that must at least be
+/// logged (warning or error), and a queue declared afterwards never inherits them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_definitions_start_a_fresh_broker() {
     let (dir, _) = populated("corrupt-no-definitions", 3).await;
@@ -496,7 +474,7 @@ async fn missing_definitions_start_a_fresh_broker() {
         output
             .lines()
             .any(|l| l.contains("WARN") || l.contains("ERROR")),
-        "3 stored messages of unknown queues were discarded without a word; output:\n{output}"
+        "3 stored messages of unknown queues were passed over without a word; output:\n{output}"
     );
     {
         let connection = broker.connect().await;

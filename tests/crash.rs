@@ -63,8 +63,7 @@ use std::time::{Duration, Instant};
 use lapin::message::DeliveryResult;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ExchangeKind};
@@ -687,35 +686,13 @@ async fn check_recovery(broker: &Broker, model: &Shared, crashed: bool, rng: &mu
 async fn declare_topology(broker: &Broker) {
     let connection = broker.connect().await;
     let channel = ok("channel.open", connection.create_channel()).await;
-    ok(
-        "exchange.declare",
-        channel.exchange_declare(
-            EXCHANGE.into(),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await;
+    declare_exchange(&channel, EXCHANGE, ExchangeKind::Direct, true).await;
     for name in QUEUES {
         declare_durable_queue(&channel, name).await;
     }
     for (key, queues) in ROUTES {
         for &queue in queues {
-            ok(
-                "queue.bind",
-                channel.queue_bind(
-                    QUEUES[queue].into(),
-                    EXCHANGE.into(),
-                    key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                ),
-            )
-            .await;
+            bind(&channel, QUEUES[queue], EXCHANGE, key).await;
         }
     }
     let _ = connection.close(200, "declared".into()).await;
@@ -966,31 +943,9 @@ async fn durable_declarations_survive_sigkill_right_after_their_ok() {
     let connection = broker.connect().await;
     let channel = confirm_channel(&connection).await;
     declare_durable_queue(&channel, "declared.doomed").await;
-    ok(
-        "exchange.declare",
-        channel.exchange_declare(
-            "declared.x".into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await;
+    declare_exchange(&channel, "declared.x", ExchangeKind::Fanout, true).await;
     declare_durable_queue(&channel, "declared.q").await;
-    ok(
-        "queue.bind",
-        channel.queue_bind(
-            "declared.q".into(),
-            "declared.x".into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        ),
-    )
-    .await;
+    bind(&channel, "declared.q", "declared.x", "").await;
     ok(
         "queue.delete",
         channel.queue_delete("declared.doomed".into(), Default::default()),

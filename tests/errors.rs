@@ -2,138 +2,18 @@
 
 mod common;
 
-use std::{future::Future, time::Duration};
-
+use common::lapin::{
+    WAIT, amqp_error, consume, expect_error, ok, publish, queue_exists, temp_queue,
+};
 use lapin::{
-    BasicProperties, Channel, Connection, Consumer, ErrorKind,
-    message::{Delivery, DeliveryResult},
+    BasicProperties, Channel, ErrorKind,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions,
         BasicRecoverOptions, ChannelFlowOptions, QueueDeclareOptions,
     },
-    types::{FieldTable, ShortString},
+    types::FieldTable,
 };
-use tokio::{sync::mpsc, time::timeout};
-
-const WAIT: Duration = Duration::from_secs(10);
-/// How long to watch for something that must not happen.
-const QUIET: Duration = Duration::from_millis(300);
-
-/// The reply code and reply text of an AMQP error.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP protocol error, got {other:?}"),
-    }
-}
-
-/// Awaits `op` and expects it to fail with an AMQP error, returning its code and text.
-async fn expect_error<T: std::fmt::Debug>(
-    op: impl Future<Output = lapin::Result<T>>,
-) -> (u16, String) {
-    match timeout(WAIT, op).await.expect("operation timed out") {
-        Ok(v) => panic!("expected an AMQP error, got Ok({v:?})"),
-        Err(err) => amqp_error(&err),
-    }
-}
-
-/// Awaits `op` within the timeout and unwraps it.
-async fn ok<T>(op: impl Future<Output = lapin::Result<T>>) -> T {
-    timeout(WAIT, op)
-        .await
-        .expect("operation timed out")
-        .expect("operation failed")
-}
-
-/// Deliveries of one consumer, collected in arrival order.
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<DeliveryResult>,
-    consumer: Consumer,
-}
-
-impl Inbox {
-    fn new(consumer: Consumer) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        // The delegate runs synchronously as each delivery completes, so order is preserved.
-        consumer.set_delegate(move |delivery: DeliveryResult| {
-            let _ = tx.send(delivery);
-            std::future::ready(())
-        });
-        Self { rx, consumer }
-    }
-
-    fn tag(&self) -> ShortString {
-        self.consumer.tag()
-    }
-
-    async fn event(&mut self) -> DeliveryResult {
-        match timeout(WAIT, self.rx.recv()).await {
-            Ok(Some(event)) => event,
-            Ok(None) => panic!("consumer dropped its delegate"),
-            Err(_) => panic!(
-                "nothing happened to consumer {:?} within {WAIT:?}",
-                self.tag()
-            ),
-        }
-    }
-
-    async fn next(&mut self) -> Delivery {
-        match self.event().await {
-            Ok(Some(delivery)) => delivery,
-            other => panic!("expected a delivery, got {other:?}"),
-        }
-    }
-
-    /// Expects the channel (or connection) to be closed by the broker: the reply code and text.
-    async fn closed(&mut self) -> (u16, String) {
-        match self.event().await {
-            Err(err) => amqp_error(&err),
-            other => panic!("expected the channel to be closed, got {other:?}"),
-        }
-    }
-
-    /// Asserts that nothing arrives for a short while.
-    async fn quiet(&mut self) {
-        tokio::time::sleep(QUIET).await;
-        if let Ok(event) = self.rx.try_recv() {
-            panic!("unexpected event on consumer {:?}: {event:?}", self.tag());
-        }
-    }
-}
-
-async fn temp_queue(ch: &Channel) -> String {
-    ok(ch.queue_declare(
-        "".into(),
-        QueueDeclareOptions::exclusive(),
-        FieldTable::default(),
-    ))
-    .await
-    .name()
-    .to_string()
-}
-
-async fn publish(ch: &Channel, queue: &str, body: &str) {
-    ok(ch.basic_publish(
-        "".into(),
-        queue.into(),
-        BasicPublishOptions::default(),
-        body.as_bytes(),
-        BasicProperties::default(),
-    ))
-    .await;
-}
-
-async fn consume(ch: &Channel, queue: &str) -> Inbox {
-    Inbox::new(
-        ok(ch.basic_consume(
-            queue.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        ))
-        .await,
-    )
-}
+use tokio::time::timeout;
 
 /// Provokes a 404 channel error on `ch` with a passive declare of a queue that does not exist.
 async fn fail_channel(ch: &Channel) -> (u16, String) {
@@ -154,37 +34,13 @@ async fn fail_channel(ch: &Channel) -> (u16, String) {
     err
 }
 
-async fn queue_exists(conn: &Connection, name: &str) -> bool {
-    let ch = ok(conn.create_channel()).await;
-    let res = timeout(
-        WAIT,
-        ch.queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await
-    .expect("declare timed out");
-    match res {
-        Ok(_) => true,
-        Err(err) => {
-            assert_eq!(amqp_error(&err).0, 404);
-            false
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_channel_error_leaves_sibling_channels_working() {
     let broker = common::TestBroker::start();
     let conn = broker.connect().await;
     let busy = ok(conn.create_channel()).await;
     let queue = temp_queue(&busy).await;
-    let mut inbox = consume(&busy, &queue).await;
+    let mut inbox = consume(&busy, &queue, "", BasicConsumeOptions::default()).await;
     publish(&busy, &queue, "before").await;
     let before = inbox.next().await;
 
@@ -210,7 +66,7 @@ async fn a_channel_error_leaves_other_connections_working() {
     let b = broker.connect().await;
     let b_ch = ok(b.create_channel()).await;
     let queue = temp_queue(&b_ch).await;
-    let mut inbox = consume(&b_ch, &queue).await;
+    let mut inbox = consume(&b_ch, &queue, "", BasicConsumeOptions::default()).await;
 
     let a_ch = ok(a.create_channel()).await;
     fail_channel(&a_ch).await;
@@ -321,7 +177,7 @@ async fn a_channel_error_hands_its_unacked_messages_to_other_consumers() {
     let owner = ok(conn.create_channel()).await;
     let queue = temp_queue(&owner).await;
     let failing = ok(conn.create_channel()).await;
-    let mut doomed = consume(&failing, &queue).await;
+    let mut doomed = consume(&failing, &queue, "", BasicConsumeOptions::default()).await;
     publish(&owner, &queue, "m1").await;
     publish(&owner, &queue, "m2").await;
     assert_eq!(doomed.next().await.data, b"m1");
@@ -331,7 +187,7 @@ async fn a_channel_error_hands_its_unacked_messages_to_other_consumers() {
     fail_channel(&failing).await;
     assert_eq!(doomed.closed().await.0, 404);
 
-    let mut heir = consume(&owner, &queue).await;
+    let mut heir = consume(&owner, &queue, "", BasicConsumeOptions::default()).await;
     for body in ["m1", "m2"] {
         let d = heir.next().await;
         assert_eq!(d.data, body.as_bytes());
@@ -345,7 +201,7 @@ async fn a_connection_error_closes_every_channel_of_that_connection_only() {
     let conn = broker.connect().await;
     let bystander = ok(conn.create_channel()).await;
     let queue = temp_queue(&bystander).await;
-    let _consumer = consume(&bystander, &queue).await;
+    let _consumer = consume(&bystander, &queue, "", BasicConsumeOptions::default()).await;
     let other_conn = broker.connect().await;
     let other_ch = ok(other_conn.create_channel()).await;
 

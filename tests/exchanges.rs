@@ -2,52 +2,14 @@
 
 mod common;
 
-use std::{future::Future, time::Duration};
-
+use common::lapin::{
+    Inbox, connection_start, consume, expect_error, ok, publish_with, setup, table, temp_queue,
+};
 use lapin::{
-    BasicProperties, Channel, Connection, Consumer, ErrorKind, ExchangeKind,
-    message::DeliveryResult,
-    options::{
-        BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions, ExchangeDeleteOptions,
-        QueueDeclareOptions,
-    },
-    protocol::{AMQPClass, connection::AMQPMethod},
-    types::{AMQPValue, FieldTable, ShortString},
+    BasicProperties, Channel, ExchangeKind,
+    options::{BasicPublishOptions, ExchangeDeclareOptions, ExchangeDeleteOptions},
+    types::{AMQPValue, FieldTable},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    sync::mpsc,
-    time::timeout,
-};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// The reply code and reply text of an AMQP error.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP protocol error, got {other:?}"),
-    }
-}
-
-/// Awaits `op` and expects it to fail with an AMQP error, returning its code and text.
-async fn expect_error<T: std::fmt::Debug>(
-    op: impl Future<Output = lapin::Result<T>>,
-) -> (u16, String) {
-    match timeout(WAIT, op).await.expect("operation timed out") {
-        Ok(v) => panic!("expected an AMQP error, got Ok({v:?})"),
-        Err(err) => amqp_error(&err),
-    }
-}
-
-/// Awaits `op` within the timeout and unwraps it.
-async fn ok<T>(op: impl Future<Output = lapin::Result<T>>) -> T {
-    timeout(WAIT, op)
-        .await
-        .expect("operation timed out")
-        .expect("operation failed")
-}
 
 fn plain() -> ExchangeDeclareOptions {
     ExchangeDeclareOptions::default()
@@ -74,21 +36,9 @@ async fn delete(ch: &Channel, name: &str) {
     ok(ch.exchange_delete(name.into(), ExchangeDeleteOptions::default())).await;
 }
 
-/// A server-named exclusive queue, removed with its connection.
-async fn temp_queue(ch: &Channel) -> ShortString {
-    ok(ch.queue_declare(
-        "".into(),
-        QueueDeclareOptions::exclusive(),
-        FieldTable::default(),
-    ))
-    .await
-    .name()
-    .clone()
-}
-
-async fn bind(ch: &Channel, queue: &ShortString, exchange: &str, key: &str, args: FieldTable) {
+async fn bind(ch: &Channel, queue: &str, exchange: &str, key: &str, args: FieldTable) {
     ok(ch.queue_bind(
-        queue.clone(),
+        queue.into(),
         exchange.into(),
         key.into(),
         Default::default(),
@@ -98,69 +48,23 @@ async fn bind(ch: &Channel, queue: &ShortString, exchange: &str, key: &str, args
 }
 
 async fn publish(ch: &Channel, exchange: &str, key: &str, body: &str, props: BasicProperties) {
-    ok(ch.basic_publish(
-        exchange.into(),
-        key.into(),
-        BasicPublishOptions::default(),
-        body.as_bytes(),
-        props,
-    ))
-    .await;
+    let options = BasicPublishOptions::default();
+    publish_with(ch, exchange, key, options, body.as_bytes(), props).await;
 }
 
 /// Takes every ready message from `queue` (auto-ack) and returns the bodies in order.
 ///
 /// basic.get on the publishing channel is ordered after the publishes, so nothing is missed.
-async fn drain(ch: &Channel, queue: &ShortString) -> Vec<String> {
-    let mut bodies = Vec::new();
-    while let Some(msg) = ok(ch.basic_get(queue.clone(), BasicGetOptions { no_ack: true })).await {
-        bodies.push(String::from_utf8(msg.delivery.data.clone()).expect("utf-8 body"));
-    }
-    bodies
+async fn drain(ch: &Channel, queue: &str) -> Vec<String> {
+    let drained = common::lapin::drain(ch, queue).await;
+    drained.into_iter().map(|(body, _)| body).collect()
 }
 
 /// Watches `ch` for a broker-initiated channel.close: lapin hands the close reason to every
 /// consumer of the channel, so a consumer on a private queue reports it.
-struct Watch(mpsc::UnboundedReceiver<DeliveryResult>, Consumer);
-
-async fn watch(ch: &Channel) -> Watch {
+async fn watch(ch: &Channel) -> Inbox {
     let queue = temp_queue(ch).await;
-    let consumer =
-        ok(ch.basic_consume(queue, "".into(), Default::default(), FieldTable::default())).await;
-    let (tx, rx) = mpsc::unbounded_channel();
-    consumer.set_delegate(move |delivery: DeliveryResult| {
-        let _ = tx.send(delivery);
-        std::future::ready(())
-    });
-    Watch(rx, consumer)
-}
-
-impl Watch {
-    /// Waits for the channel to be closed by the broker and returns the reply code and text.
-    async fn closed(&mut self) -> (u16, String) {
-        match timeout(WAIT, self.0.recv()).await {
-            Ok(Some(Err(err))) => amqp_error(&err),
-            Ok(other) => panic!(
-                "expected the channel to be closed, got {other:?} on {:?}",
-                self.1
-            ),
-            Err(_) => panic!("the channel was not closed within {WAIT:?}"),
-        }
-    }
-}
-
-async fn setup(broker: &common::TestBroker) -> (Connection, Channel) {
-    let conn = broker.connect().await;
-    let ch = ok(conn.create_channel()).await;
-    (conn, ch)
-}
-
-fn headers(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in pairs {
-        table.insert((*k).into(), v.clone());
-    }
-    table
+    consume(ch, &queue, "", Default::default()).await
 }
 
 fn text(s: &str) -> AMQPValue {
@@ -387,7 +291,7 @@ async fn default_exchange_cannot_be_declared_deleted_or_bound() {
     let queue = temp_queue(&ch).await;
     assert_eq!(
         expect_error(ch.queue_bind(
-            queue.clone(),
+            queue.as_str().into(),
             "".into(),
             "key".into(),
             Default::default(),
@@ -399,7 +303,7 @@ async fn default_exchange_cannot_be_declared_deleted_or_bound() {
     let ch = ok(conn.create_channel()).await;
     assert_eq!(
         expect_error(ch.queue_unbind(
-            queue.clone(),
+            queue.as_str().into(),
             "".into(),
             "key".into(),
             FieldTable::default()
@@ -478,7 +382,7 @@ async fn delete_if_unused_refuses_an_exchange_with_bindings() {
     // Being the source of an exchange-to-exchange binding also counts as in use.
     let ch = ok(conn.create_channel()).await;
     ok(ch.queue_unbind(
-        queue.clone(),
+        queue.as_str().into(),
         name.as_str().into(),
         "k".into(),
         FieldTable::default(),
@@ -561,7 +465,7 @@ async fn auto_delete_exchange_goes_when_its_last_binding_goes() {
     bind(&ch, &q2, &name, "b", FieldTable::default()).await;
 
     ok(ch.queue_unbind(
-        q1.clone(),
+        q1.as_str().into(),
         name.as_str().into(),
         "a".into(),
         FieldTable::default(),
@@ -571,7 +475,7 @@ async fn auto_delete_exchange_goes_when_its_last_binding_goes() {
 
     // Removing the last binding deletes the exchange before unbind-ok is sent.
     ok(ch.queue_unbind(
-        q2.clone(),
+        q2.as_str().into(),
         name.as_str().into(),
         "b".into(),
         FieldTable::default(),
@@ -639,33 +543,9 @@ async fn internal_exchange_refuses_publishes_but_routes_from_other_exchanges() {
     delete(&ch, &internal).await;
 }
 
-/// The broker's `product` and `version` server properties, read from connection.start on a raw
-/// socket (lapin does not expose them).
+/// The broker's `product` and `version` server properties, from its connection.start.
 async fn server_identity(broker: &common::TestBroker) -> (String, String) {
-    let mut sock = timeout(WAIT, TcpStream::connect(broker.addr()))
-        .await
-        .expect("tcp connect timed out")
-        .expect("tcp connect");
-    sock.write_all(b"AMQP\x00\x00\x09\x01")
-        .await
-        .expect("send protocol header");
-    let mut header = [0u8; 7];
-    timeout(WAIT, sock.read_exact(&mut header))
-        .await
-        .expect("frame header timed out")
-        .expect("read frame header");
-    let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
-    let mut payload = vec![0u8; size + 1];
-    timeout(WAIT, sock.read_exact(&mut payload))
-        .await
-        .expect("frame payload timed out")
-        .expect("read frame payload");
-    payload.pop();
-    let (_, class) =
-        lapin::protocol::parse_class(payload.as_slice()).expect("parse connection.start");
-    let AMQPClass::Connection(AMQPMethod::Start(start)) = class else {
-        panic!("expected connection.start, got {class:?}");
-    };
+    let start = connection_start(broker).await;
     let property = |key: &str| match start.server_properties.inner().get(key) {
         Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
         _ => String::new(),
@@ -777,7 +657,7 @@ async fn direct_exchange_routes_on_exact_key() {
     assert_eq!(drain(&ch, &q2).await, ["m2", "m3", "m4"]);
 
     ok(ch.queue_unbind(
-        q2.clone(),
+        q2.as_str().into(),
         ex.as_str().into(),
         "shared".into(),
         FieldTable::default(),
@@ -885,7 +765,7 @@ async fn headers_exchange_matches_all_or_any() {
         &all,
         &ex,
         "",
-        headers(&[
+        table(&[
             ("x-match", text("all")),
             ("format", text("pdf")),
             ("type", text("report")),
@@ -897,7 +777,7 @@ async fn headers_exchange_matches_all_or_any() {
         &any,
         &ex,
         "",
-        headers(&[
+        table(&[
             ("x-match", text("any")),
             ("format", text("pdf")),
             ("type", text("report")),
@@ -910,18 +790,11 @@ async fn headers_exchange_matches_all_or_any() {
         &implicit_all,
         &ex,
         "ignored",
-        headers(&[("format", text("zip")), ("size", AMQPValue::LongInt(7))]),
+        table(&[("format", text("zip")), ("size", AMQPValue::LongInt(7))]),
     )
     .await;
     // A void value in the binding matches on the presence of the header, whatever its value.
-    bind(
-        &ch,
-        &presence,
-        &ex,
-        "",
-        headers(&[("flag", AMQPValue::Void)]),
-    )
-    .await;
+    bind(&ch, &presence, &ex, "", table(&[("flag", AMQPValue::Void)])).await;
 
     let cases: [(&[(&str, AMQPValue)], &str); 7] = [
         (&[("format", text("pdf")), ("type", text("report"))], "both"),
@@ -947,7 +820,7 @@ async fn headers_exchange_matches_all_or_any() {
             &ex,
             "some-key",
             body,
-            BasicProperties::default().with_headers(headers(hdrs)),
+            BasicProperties::default().with_headers(table(hdrs)),
         )
         .await;
     }

@@ -34,15 +34,6 @@ fn properties_with_auth_failure_close() -> Vec<u8> {
     encode_table(&[("capabilities", Value::Table(capabilities))])
 }
 
-/// Requires the socket to close within `wait` without a single frame (not even a heartbeat).
-async fn expect_closed_silently(client: &mut RawClient, wait: Duration) {
-    match client.read_any_frame(wait).await {
-        Err(ReadEnd::Closed) => {}
-        Err(ReadEnd::TimedOut) => panic!("broker kept the socket open for {wait:?}"),
-        Ok(frame) => panic!("expected the socket to close without a frame, got {frame}"),
-    }
-}
-
 /// connection.start: version 0-9, PLAIN and AMQPLAIN, en_US, and the
 /// capabilities and informational properties RabbitMQ's clients look at.
 #[tokio::test]
@@ -212,7 +203,7 @@ async fn bad_password_without_capability_just_closes() {
         client
             .send(&connection_start_ok(&login.user, WRONG_PASSWORD))
             .await;
-        expect_closed_silently(&mut client, CLOSE_TIMEOUT).await;
+        client.expect_closed_silently(CLOSE_TIMEOUT).await;
     })
     .await;
 }

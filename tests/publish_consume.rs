@@ -2,162 +2,18 @@
 
 mod common;
 
-use std::{future::Future, time::Duration};
-
+use common::lapin::{
+    consume, counts, expect_error, ok, publish, publish_with, setup, table, temp_queue,
+};
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ErrorKind, ExchangeKind,
-    message::{BasicReturnMessage, Delivery, DeliveryResult},
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind,
+    message::BasicReturnMessage,
     options::{
         BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions,
         BasicPublishOptions, ExchangeDeclareOptions, QueueDeclareOptions, QueueDeleteOptions,
     },
-    types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString},
+    types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString},
 };
-use tokio::{sync::mpsc, time::timeout};
-
-const WAIT: Duration = Duration::from_secs(10);
-/// How long to watch for something that must not happen.
-const QUIET: Duration = Duration::from_millis(300);
-
-/// The reply code and reply text of an AMQP error.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP protocol error, got {other:?}"),
-    }
-}
-
-/// Awaits `op` and expects it to fail with an AMQP error, returning its code and text.
-async fn expect_error<T: std::fmt::Debug>(
-    op: impl Future<Output = lapin::Result<T>>,
-) -> (u16, String) {
-    match timeout(WAIT, op).await.expect("operation timed out") {
-        Ok(v) => panic!("expected an AMQP error, got Ok({v:?})"),
-        Err(err) => amqp_error(&err),
-    }
-}
-
-/// Awaits `op` within the timeout and unwraps it.
-async fn ok<T>(op: impl Future<Output = lapin::Result<T>>) -> T {
-    timeout(WAIT, op)
-        .await
-        .expect("operation timed out")
-        .expect("operation failed")
-}
-
-/// Deliveries of one consumer, collected in arrival order.
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<DeliveryResult>,
-    consumer: Consumer,
-}
-
-impl Inbox {
-    fn new(consumer: Consumer) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        // The delegate runs synchronously as each delivery completes, so order is preserved.
-        consumer.set_delegate(move |delivery: DeliveryResult| {
-            let _ = tx.send(delivery);
-            std::future::ready(())
-        });
-        Self { rx, consumer }
-    }
-
-    fn tag(&self) -> ShortString {
-        self.consumer.tag()
-    }
-
-    async fn event(&mut self) -> DeliveryResult {
-        match timeout(WAIT, self.rx.recv()).await {
-            Ok(Some(event)) => event,
-            Ok(None) => panic!("consumer dropped its delegate"),
-            Err(_) => panic!(
-                "nothing happened to consumer {:?} within {WAIT:?}",
-                self.tag()
-            ),
-        }
-    }
-
-    async fn next(&mut self) -> Delivery {
-        match self.event().await {
-            Ok(Some(delivery)) => delivery,
-            other => panic!("expected a delivery, got {other:?}"),
-        }
-    }
-
-    /// Expects the consumer to end without an error: the broker cancelled it (lapin passes
-    /// `Ok(None)`), or the client did (lapin drops the delegate when it sends basic.cancel).
-    async fn cancelled(&mut self) {
-        match timeout(WAIT, self.rx.recv()).await {
-            Ok(None | Some(Ok(None))) => {}
-            Ok(Some(other)) => panic!("expected the consumer to be cancelled, got {other:?}"),
-            Err(_) => panic!(
-                "consumer {:?} was not cancelled within {WAIT:?}",
-                self.tag()
-            ),
-        }
-    }
-
-    /// Expects the channel to be closed by the broker, returning the reply code and text.
-    async fn closed(&mut self) -> (u16, String) {
-        match self.event().await {
-            Err(err) => amqp_error(&err),
-            other => panic!("expected the channel to be closed, got {other:?}"),
-        }
-    }
-
-    /// Asserts that nothing arrives for a short while.
-    async fn quiet(&mut self) {
-        tokio::time::sleep(QUIET).await;
-        if let Ok(event) = self.rx.try_recv() {
-            panic!("unexpected event on consumer {:?}: {event:?}", self.tag());
-        }
-    }
-}
-
-async fn setup(broker: &common::TestBroker) -> (Connection, Channel) {
-    let conn = broker.connect().await;
-    let ch = ok(conn.create_channel()).await;
-    (conn, ch)
-}
-
-/// A server-named exclusive queue, removed with its connection.
-async fn temp_queue(ch: &Channel) -> String {
-    ok(ch.queue_declare(
-        "".into(),
-        QueueDeclareOptions::exclusive(),
-        FieldTable::default(),
-    ))
-    .await
-    .name()
-    .to_string()
-}
-
-async fn publish_with(
-    ch: &Channel,
-    exchange: &str,
-    key: &str,
-    options: BasicPublishOptions,
-    body: &[u8],
-    props: BasicProperties,
-) {
-    ok(ch.basic_publish(exchange.into(), key.into(), options, body, props)).await;
-}
-
-async fn publish(ch: &Channel, queue: &str, body: &[u8]) {
-    publish_with(
-        ch,
-        "",
-        queue,
-        BasicPublishOptions::default(),
-        body,
-        BasicProperties::default(),
-    )
-    .await;
-}
-
-async fn consume(ch: &Channel, queue: &str, tag: &str, options: BasicConsumeOptions) -> Inbox {
-    Inbox::new(ok(ch.basic_consume(queue.into(), tag.into(), options, FieldTable::default())).await)
-}
 
 /// A synchronous round trip on `ch`: everything the broker sent on the channel before its
 /// reply (basic.return in particular) has been received once this returns.
@@ -180,22 +36,14 @@ async fn returned(ch: &Channel) -> Vec<BasicReturnMessage> {
     ok(ch.wait_for_confirms()).await
 }
 
-fn table(pairs: Vec<(&str, AMQPValue)>) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert(k.into(), v);
-    }
-    t
-}
-
 /// A header table using every field type lapin can encode, nested tables and arrays included.
 fn every_field_type() -> FieldTable {
-    let nested = table(vec![
+    let nested = table(&[
         ("inner-string", AMQPValue::LongString("deep".into())),
         ("inner-int", AMQPValue::LongInt(-7)),
         (
             "inner-table",
-            AMQPValue::FieldTable(table(vec![("leaf", AMQPValue::Boolean(false))])),
+            AMQPValue::FieldTable(table(&[("leaf", AMQPValue::Boolean(false))])),
         ),
     ]);
     let array = FieldArray::from(vec![
@@ -204,10 +52,10 @@ fn every_field_type() -> FieldTable {
         AMQPValue::Boolean(true),
         AMQPValue::Double(3.5),
         AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::ShortShortInt(-1)])),
-        AMQPValue::FieldTable(table(vec![("in-array", AMQPValue::Void)])),
+        AMQPValue::FieldTable(table(&[("in-array", AMQPValue::Void)])),
         AMQPValue::Void,
     ]);
-    table(vec![
+    table(&[
         ("bool-true", AMQPValue::Boolean(true)),
         ("bool-false", AMQPValue::Boolean(false)),
         ("i8", AMQPValue::ShortShortInt(i8::MIN)),
@@ -464,7 +312,7 @@ async fn mandatory_unroutable_message_is_returned_with_no_route() {
     let key = common::unique("nobody-listens");
     let props = BasicProperties::default()
         .with_message_id("ret-1".into())
-        .with_headers(table(vec![("h", AMQPValue::LongInt(1))]));
+        .with_headers(table(&[("h", AMQPValue::LongInt(1))]));
     let mandatory = BasicPublishOptions {
         mandatory: true,
         ..Default::default()
@@ -688,16 +536,7 @@ async fn client_cancel_stops_deliveries() {
     assert_eq!(inbox.next().await.data, b"one");
     ok(ch.basic_cancel(inbox.tag(), BasicCancelOptions::default())).await;
     inbox.cancelled().await;
-    let q = ok(ch.queue_declare(
-        queue.as_str().into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    ))
-    .await;
-    assert_eq!(q.consumer_count(), 0);
+    assert_eq!(counts(&ch, &queue).await.1, 0);
     // A message published now stays in the queue.
     publish(&ch, &queue, b"two").await;
     let got = ok(ch.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true }))

@@ -2,79 +2,22 @@
 
 mod common;
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
+use common::lapin::{
+    confirming, consume, counts, expect_error, ok, publish_confirmed, queue_exists,
+};
 use lapin::{
-    BasicProperties, Channel, Connection, Consumer, ErrorKind, Queue,
-    message::{Delivery, DeliveryResult},
+    BasicProperties, Channel, Connection, Queue,
     options::{
         BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions,
         QueueDeclareOptions, QueueDeleteOptions,
     },
-    types::{FieldTable, ShortString},
+    types::FieldTable,
 };
-use tokio::{sync::mpsc, time::timeout};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 // Queues in these tests are exclusive or durable: RabbitMQ 4.3 refuses transient
 // non-exclusive queues by default (deprecated feature `transient_nonexcl_queues`).
-
-/// The reply code and reply text of an AMQP error.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP protocol error, got {other:?}"),
-    }
-}
-
-/// Awaits `op` and expects it to fail with an AMQP error, returning its code and text.
-async fn expect_error<T: std::fmt::Debug>(
-    op: impl Future<Output = lapin::Result<T>>,
-) -> (u16, String) {
-    match timeout(WAIT, op).await.expect("operation timed out") {
-        Ok(v) => panic!("expected an AMQP error, got Ok({v:?})"),
-        Err(err) => amqp_error(&err),
-    }
-}
-
-/// Awaits `op` within the timeout and unwraps it.
-async fn ok<T>(op: impl Future<Output = lapin::Result<T>>) -> T {
-    timeout(WAIT, op)
-        .await
-        .expect("operation timed out")
-        .expect("operation failed")
-}
-
-/// Deliveries of one consumer, collected in arrival order.
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<DeliveryResult>,
-    consumer: Consumer,
-}
-
-impl Inbox {
-    fn new(consumer: Consumer) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        // The delegate runs synchronously as each delivery completes, so order is preserved.
-        consumer.set_delegate(move |delivery: DeliveryResult| {
-            let _ = tx.send(delivery);
-            std::future::ready(())
-        });
-        Self { rx, consumer }
-    }
-
-    fn tag(&self) -> ShortString {
-        self.consumer.tag()
-    }
-
-    async fn next(&mut self) -> Delivery {
-        match timeout(WAIT, self.rx.recv()).await {
-            Ok(Some(Ok(Some(delivery)))) => delivery,
-            Ok(other) => panic!("expected a delivery, got {other:?}"),
-            Err(_) => panic!("no delivery within {WAIT:?}"),
-        }
-    }
-}
 
 async fn setup(broker: &common::TestBroker) -> (Connection, Channel) {
     let conn = broker.connect().await;
@@ -94,61 +37,6 @@ async fn declare(ch: &Channel, name: &str, options: QueueDeclareOptions) -> lapi
         .await
 }
 
-/// Publishes through the default exchange and waits for the publisher confirm (the channel
-/// must be in confirm mode), so the message is in the queue before the next step. RabbitMQ
-/// prioritises the queue-stat request behind a declare-ok over queued publishes, so without the
-/// confirm a declare-ok right after a publish may not count it yet.
-async fn publish(ch: &Channel, queue: &str, body: &str) {
-    let confirm = ok(ch.basic_publish(
-        "".into(),
-        queue.into(),
-        BasicPublishOptions::default(),
-        body.as_bytes(),
-        BasicProperties::default(),
-    ))
-    .await;
-    let confirmation = ok(confirm).await;
-    assert!(
-        confirmation.is_ack(),
-        "publish not confirmed: {confirmation:?}"
-    );
-}
-
-/// A channel in publisher-confirm mode.
-async fn confirming(conn: &Connection) -> Channel {
-    let ch = ok(conn.create_channel()).await;
-    ok(ch.confirm_select(Default::default())).await;
-    ch
-}
-
-async fn consume(ch: &Channel, queue: &str, options: BasicConsumeOptions) -> Inbox {
-    Inbox::new(ok(ch.basic_consume(queue.into(), "".into(), options, FieldTable::default())).await)
-}
-
-/// (message_count, consumer_count) as reported by a passive declare on `ch`.
-async fn counts(ch: &Channel, queue: &str) -> (u32, u32) {
-    let q = ok(declare(ch, queue, passive())).await;
-    (q.message_count(), q.consumer_count())
-}
-
-/// Whether `queue` exists, checked with a passive declare on a fresh channel.
-async fn exists(conn: &Connection, queue: &str) -> bool {
-    let ch = ok(conn.create_channel()).await;
-    match timeout(WAIT, declare(&ch, queue, passive()))
-        .await
-        .expect("declare timed out")
-    {
-        Ok(_) => true,
-        Err(err) => {
-            assert_eq!(
-                amqp_error(&err),
-                (404, format!("NOT_FOUND - no queue '{queue}' in vhost '/'"))
-            );
-            false
-        }
-    }
-}
-
 #[tokio::test]
 async fn server_named_queue_gets_an_amq_gen_name() {
     let broker = common::TestBroker::start();
@@ -165,7 +53,7 @@ async fn server_named_queue_gets_an_amq_gen_name() {
     }
     assert_ne!(a.name(), b.name(), "server-generated names are unique");
     // The generated name is a real queue name: it can be used like any other.
-    publish(&ch, a.name().as_str(), "hello").await;
+    publish_confirmed(&ch, a.name().as_str(), "hello").await;
     assert_eq!(counts(&ch, a.name().as_str()).await, (1, 0));
 }
 
@@ -215,7 +103,7 @@ async fn declare_ok_reports_ready_messages_and_consumers() {
     assert_eq!((q.message_count(), q.consumer_count()), (0, 0));
 
     for body in ["a", "b", "c"] {
-        publish(&ch, &name, body).await;
+        publish_confirmed(&ch, &name, body).await;
     }
     assert_eq!(counts(&ch, &name).await, (3, 0));
     // A non-passive redeclare with the same properties reports the same counts.
@@ -224,7 +112,7 @@ async fn declare_ok_reports_ready_messages_and_consumers() {
 
     // message_count counts ready messages only: one is now out for delivery, unacked.
     ok(ch.basic_qos(1, Default::default())).await;
-    let mut inbox = consume(&ch, &name, BasicConsumeOptions::default()).await;
+    let mut inbox = consume(&ch, &name, "", BasicConsumeOptions::default()).await;
     assert_eq!(inbox.next().await.data, b"a");
     assert_eq!(counts(&ch, &name).await, (2, 1));
 
@@ -238,7 +126,7 @@ async fn exclusive_queue_is_locked_to_its_connection() {
     let (_owner, owner_ch) = setup(&broker).await;
     let name = common::unique("q-exclusive");
     ok(declare(&owner_ch, &name, QueueDeclareOptions::exclusive())).await;
-    publish(&owner_ch, &name, "mine").await;
+    publish_confirmed(&owner_ch, &name, "mine").await;
 
     let other = broker.connect().await;
     let locked = (
@@ -307,6 +195,7 @@ async fn exclusive_queue_is_locked_to_its_connection() {
     let mut inbox = consume(
         &owner_ch,
         &name,
+        "",
         BasicConsumeOptions {
             no_ack: true,
             ..Default::default()
@@ -314,7 +203,7 @@ async fn exclusive_queue_is_locked_to_its_connection() {
     )
     .await;
     let ch = confirming(&other).await;
-    publish(&ch, &name, "theirs").await;
+    publish_confirmed(&ch, &name, "theirs").await;
     assert_eq!(inbox.next().await.data, b"theirs");
 }
 
@@ -324,7 +213,7 @@ async fn exclusive_queue_is_deleted_when_its_connection_closes() {
     let (owner, ch) = setup(&broker).await;
     let name = common::unique("q-exclusive-gone");
     ok(declare(&ch, &name, QueueDeclareOptions::exclusive())).await;
-    publish(&ch, &name, "left behind").await;
+    publish_confirmed(&ch, &name, "left behind").await;
     let observer = broker.connect().await;
     // While the owner lives, the queue exists but is locked.
     let probe = ok(observer.create_channel()).await;
@@ -333,7 +222,7 @@ async fn exclusive_queue_is_deleted_when_its_connection_closes() {
     // RabbitMQ deletes exclusive queues before it sends connection.close-ok.
     ok(owner.close(200, "OK".into())).await;
     assert!(
-        !exists(&observer, &name).await,
+        !queue_exists(&observer, &name).await,
         "exclusive queue outlived its connection"
     );
 }
@@ -351,10 +240,10 @@ async fn auto_delete_queue_goes_when_its_last_consumer_cancels() {
     .await;
 
     // Never having had a consumer, it stays.
-    assert!(exists(&conn, &name).await);
+    assert!(queue_exists(&conn, &name).await);
 
-    let first = consume(&ch, &name, BasicConsumeOptions::default()).await;
-    let second = consume(&ch, &name, BasicConsumeOptions::default()).await;
+    let first = consume(&ch, &name, "", BasicConsumeOptions::default()).await;
+    let second = consume(&ch, &name, "", BasicConsumeOptions::default()).await;
     ok(ch.basic_cancel(first.tag(), BasicCancelOptions::default())).await;
     assert_eq!(
         counts(&ch, &name).await,
@@ -367,7 +256,7 @@ async fn auto_delete_queue_goes_when_its_last_consumer_cancels() {
     // is observed by polling (bounded); there is no event to wait for.
     let mut gone = false;
     for _ in 0..100 {
-        if !exists(&conn, &name).await {
+        if !queue_exists(&conn, &name).await {
             gone = true;
             break;
         }
@@ -451,7 +340,7 @@ async fn purge_returns_the_number_of_ready_messages_removed() {
     let name = common::unique("q-purge");
     ok(declare(&ch, &name, QueueDeclareOptions::exclusive())).await;
     for i in 0..5 {
-        publish(&ch, &name, &format!("m{i}")).await;
+        publish_confirmed(&ch, &name, &format!("m{i}")).await;
     }
     assert_eq!(counts(&ch, &name).await, (5, 0));
     // One message is delivered but not acknowledged: purge leaves it alone.
@@ -474,7 +363,7 @@ async fn purge_returns_the_number_of_ready_messages_removed() {
     // Closing the channel that held it returns the unacked message to the queue. RabbitMQ
     // requeues basic.get messages right after channel.close-ok, so it is awaited.
     ok(taker.close(200, "OK".into())).await;
-    let mut inbox = consume(&ch, &name, BasicConsumeOptions::default()).await;
+    let mut inbox = consume(&ch, &name, "", BasicConsumeOptions::default()).await;
     let back = inbox.next().await;
     assert_eq!(back.data, b"m0");
     assert!(back.redelivered);
@@ -490,10 +379,10 @@ async fn conditional_delete_is_refused_for_non_empty_or_used_queues() {
     ok(declare(&ch, &full, QueueDeclareOptions::exclusive())).await;
     ok(declare(&ch, &used, QueueDeclareOptions::exclusive())).await;
     for body in ["1", "2", "3"] {
-        publish(&ch, &full, body).await;
+        publish_confirmed(&ch, &full, body).await;
     }
     let consumer_ch = ok(conn.create_channel()).await;
-    let _inbox = consume(&consumer_ch, &used, BasicConsumeOptions::default()).await;
+    let _inbox = consume(&consumer_ch, &used, "", BasicConsumeOptions::default()).await;
 
     assert_eq!(
         expect_error(ch.queue_delete(
@@ -550,8 +439,8 @@ async fn conditional_delete_is_refused_for_non_empty_or_used_queues() {
         .await,
         0
     );
-    assert!(!exists(&conn, &full).await);
-    assert!(!exists(&conn, &used).await);
+    assert!(!queue_exists(&conn, &full).await);
+    assert!(!queue_exists(&conn, &used).await);
 }
 
 #[tokio::test]
@@ -577,7 +466,7 @@ async fn durable_queue_can_be_declared_and_deleted() {
     let name = common::unique("q-durable");
     let q = ok(declare(&ch, &name, QueueDeclareOptions::durable())).await;
     assert_eq!(q.name().as_str(), name);
-    publish(&ch, &name, "x").await;
+    publish_confirmed(&ch, &name, "x").await;
     assert_eq!(counts(&ch, &name).await, (1, 0));
     // Declaring it again from another connection is fine: it is not exclusive.
     let other = broker.connect().await;
@@ -588,7 +477,7 @@ async fn durable_queue_can_be_declared_and_deleted() {
         ok(ch.queue_delete(name.as_str().into(), QueueDeleteOptions::default())).await,
         1
     );
-    assert!(!exists(&conn, &name).await);
+    assert!(!queue_exists(&conn, &name).await);
 }
 
 #[tokio::test]

@@ -31,30 +31,13 @@
 mod process;
 
 use lapin::options::{
-    BasicAckOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+    BasicAckOptions, ExchangeBindOptions, ExchangeDeclareOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, DecimalValue, FieldArray, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use process::*;
 use std::time::Duration;
-
-/// Declares an exchange with the given durability.
-async fn declare_exchange(channel: &Channel, name: &str, kind: ExchangeKind, durable: bool) {
-    ok(
-        &format!("declare exchange {name}"),
-        channel.exchange_declare(
-            name.into(),
-            kind,
-            ExchangeDeclareOptions {
-                durable,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        ),
-    )
-    .await;
-}
 
 /// Declares a queue with explicit flags and arguments.
 async fn declare_queue(
@@ -66,20 +49,6 @@ async fn declare_queue(
     ok(
         &format!("declare queue {name}"),
         channel.queue_declare(name.into(), options, arguments),
-    )
-    .await;
-}
-
-async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) {
-    ok(
-        &format!("bind {queue} to {exchange} with {key}"),
-        channel.queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        ),
     )
     .await;
 }

@@ -99,20 +99,6 @@ fn close_sent_down(rec: &Recording) -> Option<Close> {
     })
 }
 
-/// Polls `check` every 20 ms until it holds or `wait` passes.
-async fn eventually(wait: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + wait;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Dropping the server closes a raw and a lapin client with 320 and stops the listener.
 #[tokio::test]
 async fn shutdown_closes_connections_with_320_and_stops_listening() {
@@ -168,7 +154,7 @@ async fn shutdown_closes_connections_with_320_and_stops_listening() {
         // 4.12 never gets its close-ok onto the wire after a server-initiated
         // close, against RabbitMQ too, so that is not checked here.)
         assert!(
-            eventually(READ_TIMEOUT, || close_sent_down(&recording).is_some()).await,
+            common::eventually(READ_TIMEOUT, || close_sent_down(&recording).is_some()).await,
             "lapin's connection got no connection.close"
         );
         let close = close_sent_down(&recording).expect("close recorded");
@@ -178,7 +164,7 @@ async fn shutdown_closes_connections_with_320_and_stops_listening() {
             "lapin's connection.close"
         );
         assert!(
-            eventually(READ_TIMEOUT, || lapin.status().errored()).await,
+            common::eventually(READ_TIMEOUT, || lapin.status().errored()).await,
             "lapin's connection is not in the error state: {:?}",
             lapin.status()
         );

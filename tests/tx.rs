@@ -2,87 +2,21 @@
 
 mod common;
 
-use std::{future::Future, time::Duration};
-
+use common::lapin::{consume, counts, drain, expect_error, ok, owned, publish, temp_queue};
 use lapin::{
-    BasicProperties, Channel, Connection, ErrorKind,
-    message::DeliveryResult,
+    Connection,
     options::{
-        BasicAckOptions, BasicGetOptions, BasicPublishOptions, BasicRejectOptions,
-        ConfirmSelectOptions, QueueDeclareOptions,
+        BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicRejectOptions,
+        ConfirmSelectOptions,
     },
-    types::FieldTable,
 };
-use tokio::{sync::mpsc, time::timeout};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// The reply code and reply text of an AMQP error.
-fn amqp_error(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        other => panic!("expected an AMQP protocol error, got {other:?}"),
-    }
-}
-
-/// Awaits `op` and expects it to fail with an AMQP error, returning its code and text.
-async fn expect_error<T: std::fmt::Debug>(
-    op: impl Future<Output = lapin::Result<T>>,
-) -> (u16, String) {
-    match timeout(WAIT, op).await.expect("operation timed out") {
-        Ok(v) => panic!("expected an AMQP error, got Ok({v:?})"),
-        Err(err) => amqp_error(&err),
-    }
-}
-
-/// Awaits `op` within the timeout and unwraps it.
-async fn ok<T>(op: impl Future<Output = lapin::Result<T>>) -> T {
-    timeout(WAIT, op)
-        .await
-        .expect("operation timed out")
-        .expect("operation failed")
-}
 
 /// A connection with a server-named exclusive queue.
 async fn setup(broker: &common::TestBroker) -> (Connection, String) {
     let conn = broker.connect().await;
     let ch = ok(conn.create_channel()).await;
-    let queue = ok(ch.queue_declare(
-        "".into(),
-        QueueDeclareOptions::exclusive(),
-        FieldTable::default(),
-    ))
-    .await
-    .name()
-    .to_string();
+    let queue = temp_queue(&ch).await;
     (conn, queue)
-}
-
-async fn publish(ch: &Channel, queue: &str, body: &str) {
-    ok(ch.basic_publish(
-        "".into(),
-        queue.into(),
-        BasicPublishOptions::default(),
-        body.as_bytes(),
-        BasicProperties::default(),
-    ))
-    .await;
-}
-
-/// Takes every ready message through `ch` with auto-ack: (body, redelivered) in order.
-async fn drain(ch: &Channel, queue: &str) -> Vec<(String, bool)> {
-    let mut out = Vec::new();
-    while let Some(msg) = ok(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await {
-        out.push((
-            String::from_utf8(msg.delivery.data.clone()).expect("utf-8 body"),
-            msg.delivery.redelivered,
-        ));
-    }
-    out
-}
-
-fn owned(pairs: &[(&str, bool)]) -> Vec<(String, bool)> {
-    pairs.iter().map(|(b, r)| (b.to_string(), *r)).collect()
 }
 
 #[tokio::test]
@@ -96,16 +30,7 @@ async fn publishes_stay_invisible_until_commit() {
     }
     // basic.get on the same channel is processed after the publishes: they are held back.
     assert_eq!(drain(&tx, &queue).await, owned(&[]));
-    let q = ok(tx.queue_declare(
-        queue.as_str().into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    ))
-    .await;
-    assert_eq!(q.message_count(), 0);
+    assert_eq!(counts(&tx, &queue).await.0, 0);
 
     ok(tx.tx_commit()).await;
     // After commit-ok the messages are in the queue for everyone, in publish order.
@@ -179,26 +104,12 @@ async fn acks_take_effect_at_commit_and_are_undone_by_rollback() {
     let tx = ok(conn.create_channel()).await;
     ok(tx.tx_select()).await;
     ok(tx.basic_qos(1, Default::default())).await;
-    let consumer = ok(tx.basic_consume(
-        queue.as_str().into(),
-        "".into(),
-        Default::default(),
-        FieldTable::default(),
-    ))
-    .await;
-    let (sender, mut deliveries) = mpsc::unbounded_channel();
-    consumer.set_delegate(move |delivery: DeliveryResult| {
-        let _ = sender.send(delivery);
-        std::future::ready(())
-    });
-    let again = match timeout(WAIT, deliveries.recv()).await {
-        Ok(Some(Ok(Some(delivery)))) => delivery,
-        other => panic!("expected m1 to be redelivered, got {other:?}"),
-    };
+    let mut inbox = consume(&tx, &queue, "", BasicConsumeOptions::default()).await;
+    let again = inbox.next().await;
     assert_eq!(again.data, b"m1");
     assert!(again.redelivered);
     // Stop the consumer so that m2 stays in the queue, then settle m1 in a transaction.
-    ok(tx.basic_cancel(consumer.tag(), Default::default())).await;
+    ok(tx.basic_cancel(inbox.tag(), Default::default())).await;
     ok(tx.basic_ack(again.delivery_tag, BasicAckOptions::default())).await;
     ok(tx.tx_commit()).await;
     ok(tx.close(200, "OK".into())).await;

@@ -73,6 +73,7 @@ impl Broker {
         let saved = Arc::new(DefinitionStore::open(data_dir)?);
         let clean = take_clean_shutdown(data_dir);
         let (store, recovered) = Store::open(&data_dir.join("messages"), policy, in_memory_limit)?;
+        saved.reserve_queue_ids(recovered.keys().copied().max().unwrap_or(0));
         let mut shared: HashMap<Location, Arc<Message>> = HashMap::new();
         let mut messages: HashMap<QueueId, Vec<RecoveredMessage>> = HashMap::new();
         let mut count = 0usize;
@@ -105,19 +106,24 @@ impl Broker {
         vhosts
             .entry("/".to_string())
             .or_insert_with(|| Arc::new(VHost::new("/", durability.clone())));
-        let mut orphaned = 0usize;
-        for (queue, orphans) in messages {
-            // Messages of queues deleted before their acks reached disk, or of
-            // queues the definitions file no longer lists.
-            orphaned += orphans.len();
-            for (location, _, _) in orphans {
-                store.ack(queue, location);
-            }
-        }
-        if orphaned > 0 {
+        let orphaned: usize = messages.values().map(Vec::len).sum();
+        if orphaned > 0 && saved.loaded() {
+            // Messages of queues deleted before their acks reached disk.
             tracing::warn!(
                 messages = orphaned,
-                "stored messages belong to no known durable queue and are discarded"
+                "stored messages belong to no durable queue and are discarded"
+            );
+            for (queue, orphans) in messages {
+                for (location, _, _) in orphans {
+                    store.ack(queue, location);
+                }
+            }
+        } else if orphaned > 0 {
+            // Without trustworthy definitions, keep them: restoring the file brings them back.
+            tracing::warn!(
+                messages = orphaned,
+                "stored messages belong to no known queue (definitions missing or damaged); \
+                 kept on disk"
             );
         }
         tracing::info!(

@@ -17,6 +17,13 @@ use crate::protocol::FieldTable;
 use crate::store::record::QueueId;
 use crate::store::{Location, Store};
 
+/// Ready messages in a consumed queue past which its publishers are paused:
+/// a queue growing faster than its consumers drain it slows its publishers
+/// down (TCP backpressure) instead of filling memory.
+const FLOW_HIGH: usize = 8192;
+/// Ready messages below which paused publishers are woken.
+const FLOW_LOW: usize = FLOW_HIGH / 2;
+
 /// The identity of a connection, for exclusive queues and consumers.
 pub type ConnectionId = u64;
 
@@ -74,6 +81,7 @@ pub struct Queue {
     /// The queue's declared properties.
     pub config: QueueConfig,
     state: Mutex<QueueState>,
+    drained: tokio::sync::Notify,
 }
 
 #[derive(Debug)]
@@ -143,6 +151,7 @@ impl Queue {
         Arc::new(Queue {
             config,
             state: Mutex::new(state),
+            drained: tokio::sync::Notify::new(),
         })
     }
 
@@ -186,11 +195,12 @@ impl Queue {
         ))
     }
 
-    /// Appends a message and dispatches.
-    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+    /// Appends a message and dispatches. Returns true when the queue has
+    /// consumers but is growing past the flow limit: the publisher should pause.
+    pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
         let mut state = self.state.lock();
         if state.deleted {
-            return;
+            return false;
         }
         let seq = state.next_seq;
         state.next_seq += 1;
@@ -199,6 +209,19 @@ impl Queue {
         // A message whose TTL ran out while it waited (expiration "0" included)
         // is dropped rather than kept for a later consumer.
         state.drop_expired_head(self.config.persistence.as_ref());
+        state.ready.len() >= FLOW_HIGH && !state.consumers.is_empty()
+    }
+
+    /// Resolves once the queue drains below its flow limit (or is purged or deleted).
+    pub async fn drained(&self) {
+        self.drained.notified().await;
+    }
+
+    /// Wakes paused publishers when the queue has drained far enough.
+    fn note_drained(&self, ready: usize) {
+        if ready == FLOW_LOW {
+            self.drained.notify_waiters();
+        }
     }
 
     /// Takes the head message for `basic.get`, with the count left behind.
@@ -207,6 +230,7 @@ impl Queue {
         let mut state = self.state.lock();
         state.drop_expired_head(self.config.persistence.as_ref());
         let message = state.ready.pop_front(self.config.persistence.as_ref())?;
+        self.note_drained(state.ready.len());
         if no_ack {
             forget(self.config.persistence.as_ref(), &message);
         }
@@ -298,6 +322,7 @@ impl Queue {
         let count = state.ready.len() as u32;
         let removed = state.ready.clear();
         forget_all(self.config.persistence.as_ref(), removed);
+        self.drained.notify_waiters();
         count
     }
 
@@ -308,6 +333,7 @@ impl Queue {
         let count = state.ready.len() as u32;
         let removed = state.ready.clear();
         forget_all(self.config.persistence.as_ref(), removed);
+        self.drained.notify_waiters();
         for consumer in state.consumers.drain(..) {
             consumer.mailbox.cancel(consumer.channel, consumer.tag);
         }
@@ -336,6 +362,7 @@ impl Queue {
                 }
                 return;
             };
+            self.note_drained(state.ready.len());
             let credit = (!consumer.no_ack).then(|| consumer.credit.clone());
             // A no-ack delivery is settled once it is handed over.
             let settled_on_send = consumer.no_ack.then(|| message.clone());

@@ -41,6 +41,8 @@ pub struct Context<'a> {
     pub user: &'a str,
     /// The highest store ticket on disk.
     pub synced: Ticket,
+    /// Set to a queue that asks its publishers to pause (growing faster than it drains).
+    pub crowded: &'a mut Option<Arc<Queue>>,
 }
 
 /// A consumer as its channel sees it.
@@ -765,12 +767,21 @@ impl Channel {
             tx.publishes.push(routed);
             return Ok(());
         }
+        // As RabbitMQ does, a returned message is confirmed on its own, right
+        // after its basic.return: clients pair a return with the next confirm.
+        let returned = routed.mandatory && routed.queues.is_empty();
+        if returned {
+            self.flush_confirms(ctx);
+        }
         let ticket = self.deliver_routed(ctx, routed);
         if let Some(confirms) = &mut self.confirms {
             confirms.published += 1;
             if let Some(ticket) = ticket {
                 confirms.on_disk.push_back((confirms.published, ticket));
             }
+        }
+        if returned {
+            self.flush_confirms(ctx);
         }
         Ok(())
     }
@@ -819,7 +830,9 @@ impl Channel {
         }
         let message = Arc::new(message);
         for queue in &routed.queues {
-            queue.publish(message.clone());
+            if queue.publish(message.clone()) {
+                *ctx.crowded = Some(queue.clone());
+            }
         }
         ticket
     }
@@ -877,24 +890,7 @@ impl Channel {
 
     /// End of a batch of frames: coalesced confirms, and dispatch where credit came back.
     pub fn end_of_batch(&mut self, ctx: &mut Context) {
-        if let Some(confirms) = &mut self.confirms {
-            while confirms
-                .on_disk
-                .front()
-                .is_some_and(|&(_, t)| t <= ctx.synced)
-            {
-                confirms.on_disk.pop_front();
-            }
-            let up_to = confirms
-                .on_disk
-                .front()
-                .map_or(confirms.published, |&(seq, _)| seq - 1);
-            if up_to > confirms.confirmed {
-                let multiple = up_to - confirms.confirmed > 1;
-                confirms.confirmed = up_to;
-                encode::basic_ack(ctx.out, self.id, up_to, multiple);
-            }
-        }
+        self.flush_confirms(ctx);
         while self
             .commits_on_disk
             .front()
@@ -913,6 +909,28 @@ impl Channel {
                     seen.push(Arc::as_ptr(&consumer.queue));
                     consumer.queue.dispatch();
                 }
+            }
+        }
+    }
+
+    /// Acks (coalesced with multiple) every publish whose message is safe: routed, and on disk if persistent.
+    fn flush_confirms(&mut self, ctx: &mut Context) {
+        if let Some(confirms) = &mut self.confirms {
+            while confirms
+                .on_disk
+                .front()
+                .is_some_and(|&(_, t)| t <= ctx.synced)
+            {
+                confirms.on_disk.pop_front();
+            }
+            let up_to = confirms
+                .on_disk
+                .front()
+                .map_or(confirms.published, |&(seq, _)| seq - 1);
+            if up_to > confirms.confirmed {
+                let multiple = up_to - confirms.confirmed > 1;
+                confirms.confirmed = up_to;
+                encode::basic_ack(ctx.out, self.id, up_to, multiple);
             }
         }
     }

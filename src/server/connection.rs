@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::broker::Broker;
 use crate::broker::mailbox::Event;
+use crate::broker::queue::Queue;
 use crate::error::{AmqpError, ReplyCode};
 use crate::protocol::encode;
 use crate::protocol::frame::split_frame;
@@ -32,6 +33,9 @@ use crate::store::Ticket;
 const OUTBOUND_HIGH_WATER: usize = 1 << 20;
 /// Events taken from the mailbox per turn of the loop.
 const EVENT_BATCH: usize = 256;
+/// Longest a publisher to a crowded queue pauses; bounded so that a connection
+/// that also consumes (and whose acks drain the queue) always makes progress.
+const FLOW_PAUSE: Duration = Duration::from_millis(100);
 /// How long the broker waits for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a shutting-down broker waits for close-ok: the close is a courtesy
@@ -125,6 +129,8 @@ async fn run_session(
         blocked_notify,
     } = watches;
     let mut holding = false;
+    // A crowded queue this connection publishes to, and until when to wait for it.
+    let mut paused: Option<(Arc<Queue>, Instant)> = None;
     tracing::info!(
         heartbeat = heartbeat.as_secs(),
         frame_max,
@@ -165,7 +171,7 @@ async fn run_session(
                 session.notify_blocked(hold);
             }
         }
-        let reading = room && session.phase() != Phase::Closed && !holding;
+        let reading = room && session.phase() != Phase::Closed && !holding && paused.is_none();
         if inbuf.capacity() - inbuf.len() < 16 * 1024 {
             inbuf.reserve(64 * 1024);
         }
@@ -193,6 +199,9 @@ async fn run_session(
                         }
                         session.end_of_batch();
                         wrote_since_tick |= !session.out.is_empty();
+                        if let Some(queue) = session.take_crowded_queue() {
+                            paused = Some((queue, Instant::now() + FLOW_PAUSE));
+                        }
                     }
                 }
             }
@@ -234,6 +243,7 @@ async fn run_session(
                 }
             }
             Ok(()) = blocked.changed() => {}
+            () = flow_resumed(&paused), if paused.is_some() => paused = None,
             _ = sleep_until(close_deadline) => {
                 tracing::info!("no close-ok from client; closing socket");
                 break;
@@ -265,6 +275,16 @@ struct Watches {
     blocked: watch::Receiver<bool>,
     /// The client asked for connection.blocked / connection.unblocked.
     blocked_notify: bool,
+}
+
+/// Resolves when a paused publisher may read again: its queue drained, or the pause ran out.
+async fn flow_resumed(paused: &Option<(Arc<Queue>, Instant)>) {
+    if let Some((queue, until)) = paused {
+        tokio::select! {
+            () = queue.drained() => {}
+            () = tokio::time::sleep_until(*until) => {}
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::broker::mailbox::{Event, Mailbox};
 use crate::broker::queue::ConnectionId;
+use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
 use crate::error::{AmqpError, AmqpResult, Scope};
 use crate::protocol::frame::{
@@ -62,6 +63,7 @@ pub struct Session {
     phase: Phase,
     synced: Ticket,
     published: bool,
+    crowded: Option<Arc<Queue>>,
 }
 
 impl Session {
@@ -88,6 +90,7 @@ impl Session {
             phase: Phase::Open,
             synced: 0,
             published: false,
+            crowded: None,
         };
         (session, events)
     }
@@ -107,6 +110,11 @@ impl Session {
             connection::AMQPMethod::Unblocked(connection::Unblocked {})
         };
         self.send(0, AMQPClass::Connection(method));
+    }
+
+    /// A queue this connection published to that asks publishers to pause, if any.
+    pub fn take_crowded_queue(&mut self) -> Option<Arc<Queue>> {
+        self.crowded.take()
     }
 
     /// Whether the client has published (only publishers are blocked by alarms).
@@ -129,6 +137,7 @@ impl Session {
             max_message_size: self.max_message_size,
             user: &self.user,
             synced: self.synced,
+            crowded: &mut self.crowded,
         };
         (&mut self.channels, ctx)
     }

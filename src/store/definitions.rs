@@ -82,26 +82,51 @@ struct Snapshot {
 pub struct DefinitionStore {
     path: PathBuf,
     snapshot: Mutex<Snapshot>,
+    loaded: bool,
 }
 
 impl DefinitionStore {
-    /// Loads `definitions.json` from `dir` (an absent file means a fresh broker).
+    /// Loads `definitions.json` from `dir`. An absent file means a fresh
+    /// broker; a corrupt one is moved aside to `definitions.json.corrupt` with
+    /// an error log, and the broker starts without definitions (see [`Self::loaded`]).
     pub fn open(dir: &Path) -> io::Result<DefinitionStore> {
         let path = dir.join("definitions.json");
-        let snapshot = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Snapshot::default(),
+        let (snapshot, loaded) = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(snapshot) => (snapshot, true),
+                Err(e) => {
+                    let aside = path.with_extension("json.corrupt");
+                    tracing::error!(
+                        path = %path.display(),
+                        moved_to = %aside.display(),
+                        error = %e,
+                        "definitions file is corrupt: starting without definitions; stored \
+                         messages are kept until the file is restored"
+                    );
+                    std::fs::rename(&path, &aside)?;
+                    (Snapshot::default(), false)
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (Snapshot::default(), false),
             Err(e) => return Err(e),
         };
         Ok(DefinitionStore {
             path,
             snapshot: Mutex::new(snapshot),
+            loaded,
         })
+    }
+
+    /// Whether definitions were read from an intact file (not a fresh or damaged start).
+    pub fn loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Makes sure new queue identities stay above `used` (ids found in the message store),
+    /// so a queue declared after a damaged start never inherits old messages.
+    pub fn reserve_queue_ids(&self, used: QueueId) {
+        let mut snapshot = self.snapshot.lock();
+        snapshot.next_queue_id = snapshot.next_queue_id.max(used);
     }
 
     /// The stored vhosts and their definitions.

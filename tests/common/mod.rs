@@ -3,11 +3,12 @@
 //! same suite can be pointed at RabbitMQ to check that its expectations hold).
 #![allow(dead_code)]
 
+pub mod lapin;
 pub mod raw;
 
 use std::net::SocketAddr;
 
-use lapin::{Connection, ConnectionProperties};
+use ::lapin::{Connection, ConnectionProperties};
 
 /// A broker for one test: in-process unless `WARREN_TEST_URL` names another.
 pub struct TestBroker {
@@ -72,4 +73,18 @@ pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// Polls `check` every 20 ms until it holds or `wait` passes, for state no event announces.
+pub async fn eventually(wait: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

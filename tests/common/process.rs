@@ -462,21 +462,6 @@ impl Drop for Broker {
     }
 }
 
-/// Runs the broker once on `dir`, for data it may refuse: `Ok` with the exit
-/// status and output if it exited before listening, `Err` with the running
-/// broker if it started.
-pub fn run_expecting_exit(dir: &DataDir) -> Result<(ExitStatus, String), Broker> {
-    blocking(|| {
-        loop {
-            match Broker::try_start(dir.path(), &[], None) {
-                Ok(broker) => return Err(broker),
-                Err(broker) if broker.lost_port_race() => continue,
-                Err(broker) => return Ok((broker.status.expect("reaped"), broker.output())),
-            }
-        }
-    })
-}
-
 // ---------------------------------------------------------------------------
 // Client helpers shared by the durability tests (lapin, every call bounded).
 
@@ -522,6 +507,43 @@ pub async fn declare_durable_queue(channel: &lapin::Channel, name: &str) {
                 durable: true,
                 ..Default::default()
             },
+            lapin::types::FieldTable::default(),
+        ),
+    )
+    .await;
+}
+
+/// Declares an exchange of `kind`, durable or not, so tests can see which kinds survive a restart.
+pub async fn declare_exchange(
+    channel: &lapin::Channel,
+    name: &str,
+    kind: lapin::ExchangeKind,
+    durable: bool,
+) {
+    ok(
+        &format!("declare exchange {name}"),
+        channel.exchange_declare(
+            name.into(),
+            kind,
+            lapin::options::ExchangeDeclareOptions {
+                durable,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        ),
+    )
+    .await;
+}
+
+/// Binds `queue` to `exchange` with `key` (no arguments), for the topologies that must survive.
+pub async fn bind(channel: &lapin::Channel, queue: &str, exchange: &str, key: &str) {
+    ok(
+        &format!("bind {queue} to {exchange} with {key}"),
+        channel.queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            lapin::options::QueueBindOptions::default(),
             lapin::types::FieldTable::default(),
         ),
     )

@@ -594,6 +594,8 @@ pub struct RawClient {
     pub stream: TcpStream,
     pub buf: Vec<u8>,
     pub frame_max: u32,
+    /// How long one write, or one expected method, may take ([`READ_TIMEOUT`] unless connected `_within` another).
+    pub wait: Duration,
 }
 
 impl RawClient {
@@ -603,7 +605,12 @@ impl RawClient {
 
     /// Connects to a broker at `addr` (no handshake yet).
     pub async fn connect_to(addr: SocketAddr) -> RawClient {
-        let stream = timeout(READ_TIMEOUT, TcpStream::connect(addr))
+        RawClient::connect_within(addr, READ_TIMEOUT).await
+    }
+
+    /// Connects to a broker at `addr`, bounding the connect, writes and expected methods by `wait`.
+    pub async fn connect_within(addr: SocketAddr, wait: Duration) -> RawClient {
+        let stream = timeout(wait, TcpStream::connect(addr))
             .await
             .expect("connect timed out")
             .expect("connect to broker");
@@ -612,6 +619,7 @@ impl RawClient {
             stream,
             buf: Vec::new(),
             frame_max: 4096,
+            wait,
         }
     }
 
@@ -630,7 +638,7 @@ impl RawClient {
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
-        timeout(READ_TIMEOUT, self.stream.write_all(bytes))
+        timeout(self.wait, self.stream.write_all(bytes))
             .await
             .expect("write timed out")
             .expect("write to broker");
@@ -696,7 +704,7 @@ impl RawClient {
 
     /// Reads the next frame and requires it to be method `class.method` on `channel`.
     pub async fn expect_method(&mut self, channel: u16, class: u16, method: u16) -> Vec<u8> {
-        match self.read_frame(READ_TIMEOUT).await {
+        match self.read_frame(self.wait).await {
             Ok(Frame::Method {
                 channel: c,
                 class: k,
@@ -779,7 +787,7 @@ impl RawClient {
         text_prefix: &str,
         class_method: (u16, u16),
     ) -> Close {
-        let close = match self.read_frame(READ_TIMEOUT).await {
+        let close = match self.read_frame(self.wait).await {
             Ok(Frame::Method {
                 channel: 0,
                 class: 10,
@@ -821,7 +829,16 @@ impl RawClient {
     /// Requires the broker to close the socket within `wait` without sending
     /// anything further (heartbeats aside).
     pub async fn expect_closed(&mut self, wait: Duration) {
-        match self.read_frame(wait).await {
+        self.expect_closed_skipping(wait, true).await;
+    }
+
+    /// Requires the socket to close within `wait` without a single frame (not even a heartbeat).
+    pub async fn expect_closed_silently(&mut self, wait: Duration) {
+        self.expect_closed_skipping(wait, false).await;
+    }
+
+    async fn expect_closed_skipping(&mut self, wait: Duration, skip_heartbeats: bool) {
+        match self.next_frame(wait, skip_heartbeats).await {
             Err(ReadEnd::Closed) => {}
             Err(ReadEnd::TimedOut) => panic!("broker kept the socket open for {wait:?}"),
             Ok(frame) => panic!("expected the socket to close, got {frame}"),
