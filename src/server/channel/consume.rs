@@ -1,0 +1,226 @@
+//! Consuming on a channel: consumers, deliveries from the mailbox, basic.get,
+//! and settling deliveries with ack, nack, reject and recover.
+
+use super::*;
+
+impl Channel {
+    pub(super) fn consume(&mut self, ctx: &mut Context, c: basic::Consume) -> AmqpResult<()> {
+        let queue = ctx
+            .vhost
+            .queue_for(&self.queue_name(c.queue.as_str())?, ctx.connection)?;
+        let tag: Arc<str> = if c.consumer_tag.as_str().is_empty() {
+            Arc::from(names::generate("amq.ctag"))
+        } else {
+            Arc::from(c.consumer_tag.as_str())
+        };
+        if self.consumers.contains_key(&tag) {
+            return Err(AmqpError::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            )));
+        }
+        let prefetch = if c.no_ack { 0 } else { self.consumer_prefetch };
+        let credit = Arc::new(Credit::new(prefetch, self.credit.clone()));
+        let consumer = Consumer {
+            tag: tag.clone(),
+            channel: self.id,
+            connection: ctx.connection,
+            mailbox: ctx.mailbox.clone(),
+            credit,
+            no_ack: c.no_ack,
+            exclusive: c.exclusive,
+        };
+        queue.add_consumer(consumer)?;
+        // consume-ok still precedes every delivery: deliveries arrive through the
+        // mailbox, which this connection drains only after this method returns.
+        if !c.nowait {
+            let ok = basic::ConsumeOk {
+                consumer_tag: ShortString::from(&*tag),
+            };
+            self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)));
+        }
+        self.consumers.insert(tag, ChannelConsumer { queue });
+        Ok(())
+    }
+
+    /// Detaches a consumer; deletes its queue if it was the last of an auto-delete queue.
+    pub(super) fn cancel_consumer(&mut self, ctx: &mut Context, tag: &str) {
+        let Some(consumer) = self.consumers.remove(tag) else {
+            return;
+        };
+        let removal = consumer.queue.remove_consumer(ctx.connection, self.id, tag);
+        if removal == ConsumerRemoval::RemovedLastOfAutoDelete {
+            ctx.vhost.remove_queue(&consumer.queue);
+        }
+    }
+
+    pub(super) fn get(&mut self, ctx: &mut Context, g: basic::Get) -> AmqpResult<()> {
+        let queue = ctx
+            .vhost
+            .queue_for(&self.queue_name(g.queue.as_str())?, ctx.connection)?;
+        let Some((message, message_count)) = queue.get(g.no_ack) else {
+            self.reply(
+                ctx,
+                AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
+            );
+            return Ok(());
+        };
+        let delivery_tag = self.next_tag();
+        let ok = basic::GetOk {
+            delivery_tag,
+            redelivered: message.redelivered,
+            exchange: (&*message.message.exchange).into(),
+            routing_key: (&*message.message.routing_key).into(),
+            message_count,
+        };
+        self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::GetOk(ok)));
+        encode::content(
+            ctx.out,
+            self.id,
+            &message.message.properties,
+            &message.message.body,
+            ctx.frame_max,
+        );
+        if !g.no_ack {
+            self.unacked.insert(
+                delivery_tag,
+                Unacked {
+                    queue,
+                    message,
+                    credit: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn next_tag(&mut self) -> u64 {
+        let tag = self.next_delivery_tag;
+        self.next_delivery_tag += 1;
+        tag
+    }
+
+    /// Removes the deliveries an ack/nack/reject names, or fails as RabbitMQ does.
+    pub(super) fn take_unacked(
+        &mut self,
+        delivery_tag: u64,
+        multiple: bool,
+    ) -> AmqpResult<Vec<(u64, Unacked)>> {
+        if multiple && delivery_tag == 0 {
+            return Ok(std::mem::take(&mut self.unacked).into_iter().collect());
+        }
+        if !self.unacked.contains_key(&delivery_tag) {
+            return Err(AmqpError::precondition_failed(format!(
+                "unknown delivery tag {delivery_tag}"
+            )));
+        }
+        if multiple {
+            let rest = self.unacked.split_off(&(delivery_tag + 1));
+            Ok(std::mem::replace(&mut self.unacked, rest)
+                .into_iter()
+                .collect())
+        } else {
+            let unacked = self.unacked.remove(&delivery_tag).expect("checked above");
+            Ok(vec![(delivery_tag, unacked)])
+        }
+    }
+
+    pub(super) fn reject(
+        &mut self,
+        delivery_tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> AmqpResult<()> {
+        let settled = self.take_unacked(delivery_tag, multiple)?;
+        match &mut self.transaction {
+            Some(tx) if requeue => tx.rejects.extend(settled),
+            Some(tx) => tx.acks.extend(settled),
+            None => self.settle(settled.into_iter().map(|(_, u)| u), requeue),
+        }
+        Ok(())
+    }
+
+    /// Finishes deliveries: drops them, or puts them back in their queues.
+    pub(super) fn settle(&mut self, settled: impl IntoIterator<Item = Unacked>, requeue: bool) {
+        let mut by_queue: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+        for unacked in settled {
+            if let Some(credit) = &unacked.credit {
+                credit.release(1);
+                self.credit_released = true;
+            }
+            if !requeue {
+                unacked.queue.settle([&unacked.message]);
+            } else {
+                match by_queue
+                    .iter_mut()
+                    .find(|(q, _)| Arc::ptr_eq(q, &unacked.queue))
+                {
+                    Some((_, messages)) => messages.push(unacked.message),
+                    None => by_queue.push((unacked.queue, vec![unacked.message])),
+                }
+            }
+        }
+        for (queue, messages) in by_queue {
+            queue.requeue(messages);
+        }
+    }
+
+    pub(super) fn recover(&mut self, requeue: bool) -> AmqpResult<()> {
+        if !requeue {
+            return Err(AmqpError::not_implemented("requeue=false"));
+        }
+        let all = std::mem::take(&mut self.unacked);
+        self.settle(all.into_values(), true);
+        Ok(())
+    }
+
+    /// Writes a delivery from the mailbox, or gives it back if its consumer is gone.
+    pub fn deliver(
+        &mut self,
+        ctx: &mut Context,
+        consumer_tag: &Arc<str>,
+        queue: Arc<Queue>,
+        message: QueuedMessage,
+        credit: Option<Arc<Credit>>,
+    ) {
+        if self.closing || !self.consumers.contains_key(consumer_tag) {
+            if let Some(credit) = credit {
+                credit.release(1);
+            }
+            queue.requeue([message]);
+            return;
+        }
+        let delivery_tag = self.next_tag();
+        let m = &message.message;
+        encode::deliver(
+            ctx.out,
+            self.id,
+            consumer_tag,
+            delivery_tag,
+            message.redelivered,
+            &m.exchange,
+            &m.routing_key,
+        );
+        encode::content(ctx.out, self.id, &m.properties, &m.body, ctx.frame_max);
+        if credit.is_some() {
+            self.unacked.insert(
+                delivery_tag,
+                Unacked {
+                    queue,
+                    message,
+                    credit,
+                },
+            );
+        }
+    }
+
+    /// Tells the client its consumer's queue is gone (consumer_cancel_notify).
+    pub fn consumer_cancelled(&mut self, ctx: &mut Context, consumer_tag: &str, notify: bool) {
+        if self.consumers.remove(consumer_tag).is_some() && notify && !self.closing {
+            let cancel = basic::Cancel {
+                consumer_tag: consumer_tag.into(),
+                nowait: true,
+            };
+            self.reply(ctx, AMQPClass::Basic(basic::AMQPMethod::Cancel(cancel)));
+        }
+    }
+}
