@@ -171,12 +171,11 @@ impl Channel {
                     ));
                 }
                 self.confirms.get_or_insert_with(Confirms::default);
-                if !m.nowait {
-                    self.reply(
-                        ctx,
-                        AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
-                    );
-                }
+                self.reply_unless(
+                    ctx,
+                    m.nowait,
+                    AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
+                );
                 Ok(())
             }
             AMQPClass::Tx(m) => self.tx_method(ctx, m),
@@ -194,6 +193,13 @@ impl Channel {
 
     fn reply(&self, ctx: &mut Context, method: Method) {
         encode::method(ctx.out, self.id, &method);
+    }
+
+    /// Replies unless the client asked for no reply (the `nowait` flag).
+    fn reply_unless(&self, ctx: &mut Context, nowait: bool, method: Method) {
+        if !nowait {
+            self.reply(ctx, method);
+        }
     }
 
     fn channel_method(&mut self, ctx: &mut Context, method: channel::AMQPMethod) -> AmqpResult<()> {
@@ -234,25 +240,21 @@ impl Channel {
                     internal: d.internal,
                     arguments: d.arguments,
                 })?;
-                if !d.nowait {
-                    self.reply(
-                        ctx,
-                        AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(
-                            exchange::DeclareOk {},
-                        )),
-                    );
-                }
+                self.reply_unless(
+                    ctx,
+                    d.nowait,
+                    AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})),
+                );
                 Ok(())
             }
             exchange::AMQPMethod::Delete(d) => {
                 ctx.vhost
                     .delete_exchange(d.exchange.as_str(), d.if_unused)?;
-                if !d.nowait {
-                    self.reply(
-                        ctx,
-                        AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})),
-                    );
-                }
+                self.reply_unless(
+                    ctx,
+                    d.nowait,
+                    AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})),
+                );
                 Ok(())
             }
             exchange::AMQPMethod::Bind(b) => {
@@ -265,12 +267,11 @@ impl Channel {
                     b.arguments,
                     connection,
                 )?;
-                if !b.nowait {
-                    self.reply(
-                        ctx,
-                        AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
-                    );
-                }
+                self.reply_unless(
+                    ctx,
+                    b.nowait,
+                    AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
+                );
                 Ok(())
             }
             exchange::AMQPMethod::Unbind(u) => {
@@ -283,12 +284,11 @@ impl Channel {
                     u.arguments,
                     connection,
                 )?;
-                if !u.nowait {
-                    self.reply(
-                        ctx,
-                        AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})),
-                    );
-                }
+                self.reply_unless(
+                    ctx,
+                    u.nowait,
+                    AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})),
+                );
                 Ok(())
             }
             _ => Err(unimplemented()),
@@ -337,12 +337,11 @@ impl Channel {
                     b.arguments,
                     connection,
                 )?;
-                if !b.nowait {
-                    self.reply(
-                        ctx,
-                        AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
-                    );
-                }
+                self.reply_unless(
+                    ctx,
+                    b.nowait,
+                    AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
+                );
                 Ok(())
             }
             queue::AMQPMethod::Unbind(u) => {
@@ -364,27 +363,23 @@ impl Channel {
                 let message_count = vhost
                     .queue_for(&self.queue_name(p.queue.as_str())?, connection)?
                     .purge();
-                if !p.nowait {
-                    self.reply(
-                        ctx,
-                        AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk {
-                            message_count,
-                        })),
-                    );
-                }
+                self.reply_unless(
+                    ctx,
+                    p.nowait,
+                    AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count })),
+                );
                 Ok(())
             }
             queue::AMQPMethod::Delete(d) => {
                 let message_count =
                     vhost.delete_queue(d.queue.as_str(), d.if_unused, d.if_empty, connection)?;
-                if !d.nowait {
-                    self.reply(
-                        ctx,
-                        AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
-                            message_count,
-                        })),
-                    );
-                }
+                self.reply_unless(
+                    ctx,
+                    d.nowait,
+                    AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
+                        message_count,
+                    })),
+                );
                 Ok(())
             }
             _ => Err(unimplemented()),
