@@ -16,6 +16,20 @@ use common::raw::*;
 // ---------------------------------------------------------------------------
 // Tests.
 
+/// Opens a client with a channel, sends `bytes`, and expects the broker to close
+/// the connection with `code`, a text starting with `text`, blaming `ids` — while
+/// a bystander client on the same broker keeps working.
+async fn expect_violation(bytes: &[u8], code: u16, text: &str, ids: (u16, u16)) {
+    bounded(async {
+        let broker = common::TestBroker::start();
+        let bystander = Bystander::start(&broker).await;
+        let mut client = RawClient::open_with_channel(&broker).await;
+        client.violate(bytes, code, text, ids).await;
+        bystander.finish().await;
+    })
+    .await;
+}
+
 /// Headers of protocols the broker does not speak are answered with the 0-9-1
 /// header, after which the broker closes the socket.
 #[tokio::test]
@@ -86,15 +100,8 @@ async fn garbage_after_handshake_is_frame_error() {
 /// A frame whose end octet is not 0xCE is a fatal frame error.
 #[tokio::test]
 async fn bad_frame_end_is_frame_error() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        let bad = frame_with_end(FRAME_METHOD, 1, &method_payload(60, 10, &[0; 7]), 0x00);
-        client.violate(&bad, 501, "FRAME_ERROR", (0, 0)).await;
-        bystander.finish().await;
-    })
-    .await;
+    let bad = frame_with_end(FRAME_METHOD, 1, &method_payload(60, 10, &[0; 7]), 0x00);
+    expect_violation(&bad, 501, "FRAME_ERROR", (0, 0)).await;
 }
 
 /// A frame larger than the negotiated frame_max is a fatal frame error.
@@ -119,188 +126,115 @@ async fn oversized_frame_is_frame_error() {
 /// A frame type outside 1/2/3/8 is a frame error (RabbitMQ: 501, not 505).
 #[tokio::test]
 async fn unknown_frame_type_is_frame_error() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        client
-            .violate(&frame(9, 1, b"abc"), 501, "FRAME_ERROR", (0, 0))
-            .await;
-        bystander.finish().await;
-    })
-    .await;
+    expect_violation(&frame(9, 1, b"abc"), 501, "FRAME_ERROR", (0, 0)).await;
 }
 
 /// A method on a channel that was never opened is a channel error blaming that method.
 #[tokio::test]
 async fn method_on_unopened_channel_is_channel_error() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        client
-            .violate(
-                &basic_qos(2, 1),
-                504,
-                "CHANNEL_ERROR - expected 'channel.open'",
-                (60, 10),
-            )
-            .await;
-        bystander.finish().await;
-    })
+    expect_violation(
+        &basic_qos(2, 1),
+        504,
+        "CHANNEL_ERROR - expected 'channel.open'",
+        (60, 10),
+    )
     .await;
 }
 
 /// Opening an already open channel is a channel error blaming channel.open.
 #[tokio::test]
 async fn channel_open_twice_is_channel_error() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        client
-            .violate(
-                &channel_open(1),
-                504,
-                "CHANNEL_ERROR - second 'channel.open' seen",
-                (20, 10),
-            )
-            .await;
-        bystander.finish().await;
-    })
+    expect_violation(
+        &channel_open(1),
+        504,
+        "CHANNEL_ERROR - second 'channel.open' seen",
+        (20, 10),
+    )
     .await;
 }
 
 /// A content header that no basic.publish announced is an unexpected frame.
 #[tokio::test]
 async fn content_header_without_publish_is_unexpected_frame() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        client
-            .violate(
-                &content_header(1, 60, 5),
-                505,
-                "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
-                (0, 0),
-            )
-            .await;
-        bystander.finish().await;
-    })
+    expect_violation(
+        &content_header(1, 60, 5),
+        505,
+        "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+        (0, 0),
+    )
     .await;
 }
 
 /// A body frame with no publish and no header is an unexpected frame.
 #[tokio::test]
 async fn body_without_publish_is_unexpected_frame() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        client
-            .violate(
-                &content_body(1, b"hello"),
-                505,
-                "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
-                (0, 0),
-            )
-            .await;
-        bystander.finish().await;
-    })
+    expect_violation(
+        &content_body(1, b"hello"),
+        505,
+        "UNEXPECTED_FRAME - expected method frame, got non method frame instead",
+        (0, 0),
+    )
     .await;
 }
 
 /// A body frame straight after basic.publish (no content header) is an unexpected frame.
 #[tokio::test]
 async fn body_without_header_is_unexpected_frame() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        let mut bytes = basic_publish(1, "", "malformed-nowhere");
-        bytes.extend(content_body(1, b"hello"));
-        client
-            .violate(
-                &bytes,
-                505,
-                "UNEXPECTED_FRAME - expected content header for class 60, \
-                 got non content header frame instead",
-                (60, 40),
-            )
-            .await;
-        bystander.finish().await;
-    })
+    let mut bytes = basic_publish(1, "", "malformed-nowhere");
+    bytes.extend(content_body(1, b"hello"));
+    expect_violation(
+        &bytes,
+        505,
+        "UNEXPECTED_FRAME - expected content header for class 60, \
+         got non content header frame instead",
+        (60, 40),
+    )
     .await;
 }
 
 /// A method frame where the content header should be is an unexpected frame.
 #[tokio::test]
 async fn method_instead_of_content_header_is_unexpected_frame() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        let mut bytes = basic_publish(1, "", "malformed-nowhere");
-        bytes.extend(basic_qos(1, 1));
-        client
-            .violate(
-                &bytes,
-                505,
-                "UNEXPECTED_FRAME - expected content header for class 60, \
-                 got non content header frame instead",
-                (60, 40),
-            )
-            .await;
-        bystander.finish().await;
-    })
+    let mut bytes = basic_publish(1, "", "malformed-nowhere");
+    bytes.extend(basic_qos(1, 1));
+    expect_violation(
+        &bytes,
+        505,
+        "UNEXPECTED_FRAME - expected content header for class 60, \
+         got non content header frame instead",
+        (60, 40),
+    )
     .await;
 }
 
 /// A method frame while body bytes are still owed is an unexpected frame.
 #[tokio::test]
 async fn method_in_middle_of_content_is_unexpected_frame() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        let mut bytes = basic_publish(1, "", "malformed-nowhere");
-        bytes.extend(content_header(1, 60, 10));
-        bytes.extend(content_body(1, b"hello"));
-        bytes.extend(basic_qos(1, 1));
-        client
-            .violate(
-                &bytes,
-                505,
-                "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
-                (60, 40),
-            )
-            .await;
-        bystander.finish().await;
-    })
+    let mut bytes = basic_publish(1, "", "malformed-nowhere");
+    bytes.extend(content_header(1, 60, 10));
+    bytes.extend(content_body(1, b"hello"));
+    bytes.extend(basic_qos(1, 1));
+    expect_violation(
+        &bytes,
+        505,
+        "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
+        (60, 40),
+    )
     .await;
 }
 
 /// A content header for another class than the publish's is an unexpected frame.
 #[tokio::test]
 async fn content_header_class_mismatch_is_unexpected_frame() {
-    bounded(async {
-        let broker = common::TestBroker::start();
-        let bystander = Bystander::start(&broker).await;
-        let mut client = RawClient::open_with_channel(&broker).await;
-        let mut bytes = basic_publish(1, "", "malformed-nowhere");
-        bytes.extend(content_header(1, 50, 3));
-        client
-            .violate(
-                &bytes,
-                505,
-                "UNEXPECTED_FRAME - expected content header for class 60, \
+    let mut bytes = basic_publish(1, "", "malformed-nowhere");
+    bytes.extend(content_header(1, 50, 3));
+    expect_violation(
+        &bytes,
+        505,
+        "UNEXPECTED_FRAME - expected content header for class 60, \
                  got one for class 50 instead",
-                (60, 40),
-            )
-            .await;
-        bystander.finish().await;
-    })
+        (60, 40),
+    )
     .await;
 }
 
