@@ -1,4 +1,4 @@
-"""The RabbitMQ tutorials (interop/tutorials/) run as separate processes against the broker.
+"""The RabbitMQ tutorials (interop/python/tutorials/) run as separate processes against the broker.
 
 Each consumer is started first and the producer only once the consumer has
 printed its ready line, so no message is published before anyone listens.
