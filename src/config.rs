@@ -39,6 +39,26 @@ pub struct Config {
     /// Free disk space, in bytes, below which publishers are blocked
     /// (`WARREN_DISK_FREE_LIMIT`; RabbitMQ's default, 50 MB).
     pub disk_free_limit: u64,
+    /// How long a delivery may stay unacknowledged before its channel is
+    /// closed with 406 (`WARREN_CONSUMER_TIMEOUT_MS`; RabbitMQ's default, 30
+    /// minutes; 0 disables). A queue's `x-consumer-timeout` argument overrides it.
+    pub consumer_timeout_ms: u64,
+    /// Fraction of the machine's memory above which publishers are blocked
+    /// (`WARREN_MEMORY_HIGH_WATERMARK`; RabbitMQ's default, 0.4).
+    pub memory_high_watermark: f64,
+    /// The same limit in bytes, overriding the fraction when not 0
+    /// (`WARREN_MEMORY_HIGH_WATERMARK_BYTES`).
+    pub memory_high_watermark_bytes: u64,
+}
+
+impl Config {
+    /// The memory use, in bytes, above which publishers are blocked.
+    pub fn memory_limit(&self) -> u64 {
+        match self.memory_high_watermark_bytes {
+            0 => crate::broker::alarms::memory_limit_of_total(self.memory_high_watermark),
+            bytes => bytes,
+        }
+    }
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -73,7 +93,10 @@ impl Config {
             .set_default("max_message_size", 134_217_728u64)?
             .set_default("sync_interval_ms", 0)?
             .set_default("queue_in_memory_limit", 4096)?
-            .set_default("disk_free_limit", 50_000_000u64)?;
+            .set_default("disk_free_limit", 50_000_000u64)?
+            .set_default("consumer_timeout_ms", 1_800_000u64)?
+            .set_default("memory_high_watermark", 0.4)?
+            .set_default("memory_high_watermark_bytes", 0u64)?;
         if let Some(file) = &overrides.file {
             builder = builder
                 .add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml));

@@ -21,6 +21,7 @@ pub async fn bind(config: &Config) -> std::io::Result<Server> {
         policy,
         config.queue_in_memory_limit,
         config.disk_free_limit,
+        config.memory_limit(),
     )?;
     broker.alarms().monitor(&config.data_dir);
     let settings = ConnectionSettings {
@@ -30,6 +31,8 @@ pub async fn bind(config: &Config) -> std::io::Result<Server> {
             heartbeat: config.heartbeat,
         },
         max_message_size: config.max_message_size,
+        consumer_timeout: (config.consumer_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(config.consumer_timeout_ms)),
     };
     Server::bind(config.listen, broker, settings).await
 }

@@ -1,7 +1,8 @@
-//! Resource alarms: below the free-disk limit, publishing connections are told
-//! (connection.blocked) and no longer read until space returns; consumers go on.
+//! Resource alarms: below the free-disk limit or above the memory high
+//! watermark, publishing connections are told (connection.blocked) and no
+//! longer read until the alarm clears; consumers go on.
 //!
-//! Runs only against the in-process broker: the test moves the broker's limit.
+//! Runs only against the in-process broker: the tests move the broker's limits.
 
 mod common;
 
@@ -34,8 +35,30 @@ async fn publish(channel: Channel, body: &'static [u8]) -> PublisherConfirm {
 async fn publishers_are_blocked_below_the_disk_limit_and_resume_when_space_returns() {
     // No disk has this much free space, so the alarm goes off at the first sample.
     let server = InProcessServer::start_with(|config| config.disk_free_limit = u64::MAX);
-    let mut alarm = server.broker().alarms().blocked();
-    timeout(WAIT, alarm.wait_for(|blocked| *blocked))
+    blocked_publishers_resume_when_the_alarm_clears(&server, || {
+        server.broker().alarms().set_disk_free_limit(0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishers_are_blocked_above_the_memory_watermark_and_resume_below_it() {
+    // Any process uses more than one byte, so the alarm goes off at the first sample.
+    let server = InProcessServer::start_with(|config| config.memory_high_watermark_bytes = 1);
+    blocked_publishers_resume_when_the_alarm_clears(&server, || {
+        server.broker().alarms().set_memory_limit(u64::MAX)
+    })
+    .await;
+}
+
+/// With an alarm set, a publisher is blocked while a consumer still drains;
+/// once `clear` lifts the alarm, the held publish is confirmed.
+async fn blocked_publishers_resume_when_the_alarm_clears(
+    server: &InProcessServer,
+    clear: impl FnOnce(),
+) {
+    let mut alarm = server.broker().alarms().state();
+    timeout(WAIT, alarm.wait_for(|state| state.is_set()))
         .await
         .expect("alarm set")
         .expect("alarms alive");
@@ -88,7 +111,7 @@ async fn publishers_are_blocked_below_the_disk_limit_and_resume_when_space_retur
         .expect("first message");
     assert_eq!(got.delivery.data, b"first");
 
-    server.broker().alarms().set_disk_free_limit(0);
+    clear();
     timeout(WAIT, second)
         .await
         .expect("confirm after the alarm clears")

@@ -4,7 +4,11 @@ and unique names for queues and exchanges that are deleted after each test."""
 import pika
 import pytest
 
-import support
+# support.py asserts on behalf of the tests (assert_death and friends): have pytest
+# rewrite those asserts too, so that failures show the compared values.
+pytest.register_assert_rewrite("support")
+
+import support  # noqa: E402  (must come after the rewrite registration)
 
 
 class Names:

@@ -5,7 +5,9 @@ never answers makes a test fail instead of hang.
 """
 
 import contextlib
+import datetime
 import os
+import re
 import time
 import urllib.parse
 import uuid
@@ -48,6 +50,18 @@ def with_netloc(url: str, user: str | None = None, password: str | None = None) 
 def with_vhost(url: str, vhost: str) -> str:
     """url naming another virtual host."""
     return urllib.parse.urlsplit(url)._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
+
+
+def queue_in_vhost(queue: str) -> str:
+    """How RabbitMQ names a queue in error texts."""
+    return f"queue '{queue}' in vhost '{VHOST}'"
+
+
+def invalid_arg(arg: str, queue: str, reason: str) -> str:
+    """RabbitMQ's 406 text for a queue.declare argument its validator refused. The
+    reason is the Erlang term the validator returned, printed as Erlang prints it
+    (so a string reason keeps its double quotes)."""
+    return f"PRECONDITION_FAILED - invalid arg '{arg}' for {queue_in_vhost(queue)}: {reason}"
 
 
 def unique(kind: str) -> str:
@@ -100,6 +114,13 @@ def wait_for_queue_deletion(connection: pika.BlockingConnection, queue: str, tim
             pytest.fail(f"queue {queue} still exists after {timeout}s")
 
 
+def publish_numbered(channel, queue: str, count: int):
+    """Publishes m0, m1, ... to queue with confirms, so that all are enqueued on return."""
+    channel.confirm_delivery()
+    for i in range(count):
+        channel.basic_publish("", queue, b"m%d" % i)
+
+
 def drain(channel, queue: str) -> list[bytes]:
     """Bodies of all ready messages in queue, removed with basic.get and auto-ack."""
     bodies = []
@@ -128,6 +149,117 @@ def is_legacy_rabbitmq(connection) -> bool:
     """
     props = connection._impl.server_properties  # pika only exposes it on the impl
     return props.get("product") == "RabbitMQ" and not props.get("version", "").startswith(("4.", "5."))
+
+
+def rabbitmq_version(connection) -> tuple[int, ...] | None:
+    """RabbitMQ's version as announced in connection.start, or None for another broker."""
+    props = connection._impl.server_properties  # pika only exposes it on the impl
+    if props.get("product") != "RabbitMQ":
+        return None
+    return tuple(int(part) for part in re.findall(r"\d+", props.get("version", ""))[:3])
+
+
+def is_rabbitmq_before(connection, version: tuple[int, ...]) -> bool:
+    """True for RabbitMQ older than version; never for Warren, which follows current RabbitMQ."""
+    found = rabbitmq_version(connection)
+    return found is not None and found < version
+
+
+def poll_until(predicate, what: str, timeout: float = TIMEOUT, interval: float = 0.02):
+    """Re-evaluates predicate until it holds, for states no broker event announces
+    (a message expiring, a queue expiring). Fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+# How long receive() keeps listening after the expected deliveries, to catch extra ones.
+QUIET_PERIOD = 0.2
+
+
+def receive(connection, channel, queue: str, count: int, timeout: float = TIMEOUT) -> list:
+    """(method, properties, body) of the next count deliveries from queue to an auto-ack
+    consumer, plus any that arrive within QUIET_PERIOD after them, so that a caller
+    comparing the result with an exact list also catches surplus messages."""
+    received = []
+    tag = channel.basic_consume(queue, lambda _ch, *message: received.append(message), auto_ack=True)
+    wait_until(connection, lambda: len(received) >= count, f"{count} deliveries from {queue}", timeout)
+    connection.process_data_events(time_limit=QUIET_PERIOD)
+    channel.basic_cancel(tag)
+    return received
+
+
+class Consumers:
+    """Named consumers of one queue, each on a channel of its own, recording what they receive.
+
+    A consumer given a prefetch limit acknowledges manually (through its channel in
+    self.channels), so that the limit can block it; the others use auto-ack.
+    """
+
+    def __init__(self, connection, queue: str):
+        self.connection, self.queue = connection, queue
+        self.deliveries: dict[str, list] = {}
+        self.channels: dict = {}
+        self.tags: dict[str, str] = {}
+
+    def add(self, name: str, priority: int | None = None, prefetch: int = 0):
+        channel = self.connection.channel()
+        if prefetch:
+            channel.basic_qos(prefetch_count=prefetch)
+        self.deliveries[name] = []
+        self.channels[name] = channel
+        arguments = None if priority is None else {"x-priority": priority}
+        self.tags[name] = channel.basic_consume(
+            self.queue,
+            lambda _ch, *message: self.deliveries[name].append(message),
+            auto_ack=not prefetch,
+            arguments=arguments,
+        )
+
+    def bodies(self) -> dict[str, list[bytes]]:
+        return {name: [body for _, _, body in messages] for name, messages in self.deliveries.items()}
+
+    def total(self) -> int:
+        return sum(map(len, self.deliveries.values()))
+
+    def wait_for(self, count: int) -> dict[str, list[bytes]]:
+        """The bodies each consumer received, once count deliveries arrived in all and a quiet period passed."""
+        wait_until(self.connection, lambda: self.total() >= count, f"{count} deliveries to {self.queue}")
+        self.connection.process_data_events(time_limit=QUIET_PERIOD)
+        return self.bodies()
+
+
+def assert_death(death: dict, since: float, until: float, **expected):
+    """Checks one x-death entry as RabbitMQ writes it: exactly the fields count,
+    reason, queue, exchange, routing-keys (plus original-expiration when the message
+    had its own expiration), given here with '_' for '-', and a time in seconds
+    taken between the epoch times since and until. count travels as a 64-bit
+    signed integer ('l'), which pika marks by decoding it as pika.compat.long."""
+    expected = {key.replace("_", "-"): value for key, value in expected.items()}
+    assert {key: value for key, value in death.items() if key != "time"} == expected
+    assert type(death["count"]) is pika.compat.long
+    assert isinstance(death["time"], datetime.datetime)
+    assert int(since) <= death["time"].timestamp() <= until
+
+
+def assert_death_summary(connection, headers: dict, first: tuple, last: tuple):
+    """Checks the (reason, queue, exchange) of the first and of the most recent death
+    in the top-level x-first-death-* and x-last-death-* headers.
+
+    RabbitMQ 3.13 added the x-last-death-* headers; older versions only have
+    x-first-death-*. Warren follows current RabbitMQ.
+    """
+
+    def summary(prefix):
+        return tuple(headers.get(f"{prefix}-{field}") for field in ("reason", "queue", "exchange"))
+
+    assert summary("x-first-death") == first
+    if is_rabbitmq_before(connection, (3, 13)):
+        assert summary("x-last-death") == (None, None, None)
+    else:
+        assert summary("x-last-death") == last
 
 
 class AsyncScenario:

@@ -33,10 +33,12 @@ pub fn assert_equivalent(
         let old = current.inner().get(*key);
         let new = requested.inner().get(*key);
         if !same_value(old, new) {
+            // RabbitMQ names the types only when one side has no value.
+            let typed = old.is_none() || new.is_none();
             return Err(AmqpError::precondition_failed(format!(
                 "inequivalent arg '{key}' for {resource}: received {} but current is {}",
-                describe(new),
-                describe(old)
+                describe(new, typed),
+                describe(old, typed)
             )));
         }
     }
@@ -68,33 +70,59 @@ fn as_integer(value: &AMQPValue) -> Option<i128> {
     })
 }
 
-/// RabbitMQ's rendering of an argument in equivalence errors.
-fn describe(value: Option<&AMQPValue>) -> String {
+/// RabbitMQ's rendering of an argument in equivalence errors: `'v'`, or
+/// `the value 'v' of type 't'` when `typed`.
+fn describe(value: Option<&AMQPValue>, typed: bool) -> String {
     let Some(value) = value else {
         return "none".to_string();
     };
-    let (kind, shown) = match value {
-        AMQPValue::Boolean(v) => ("bool", v.to_string()),
-        AMQPValue::ShortShortInt(v) => ("byte", v.to_string()),
-        AMQPValue::ShortShortUInt(v) => ("unsignedbyte", v.to_string()),
-        AMQPValue::ShortInt(v) => ("short", v.to_string()),
-        AMQPValue::ShortUInt(v) => ("unsignedshort", v.to_string()),
-        AMQPValue::LongInt(v) => ("signedint", v.to_string()),
-        AMQPValue::LongUInt(v) => ("unsignedint", v.to_string()),
-        AMQPValue::LongLongInt(v) => ("long", v.to_string()),
-        AMQPValue::Float(v) => ("float", v.to_string()),
-        AMQPValue::Double(v) => ("double", v.to_string()),
-        AMQPValue::ShortString(v) => ("shortstr", v.to_string()),
-        AMQPValue::LongString(v) => (
-            "longstr",
-            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        ),
-        AMQPValue::Timestamp(v) => ("timestamp", v.to_string()),
+    let shown = match value {
+        AMQPValue::Boolean(v) => v.to_string(),
+        AMQPValue::ShortShortInt(v) => v.to_string(),
+        AMQPValue::ShortShortUInt(v) => v.to_string(),
+        AMQPValue::ShortInt(v) => v.to_string(),
+        AMQPValue::ShortUInt(v) => v.to_string(),
+        AMQPValue::LongInt(v) => v.to_string(),
+        AMQPValue::LongUInt(v) => v.to_string(),
+        AMQPValue::LongLongInt(v) => v.to_string(),
+        AMQPValue::Float(v) => v.to_string(),
+        AMQPValue::Double(v) => v.to_string(),
+        AMQPValue::ShortString(v) => v.to_string(),
+        AMQPValue::LongString(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        AMQPValue::Timestamp(v) => v.to_string(),
         other => {
             let mut s = String::new();
             let _ = write!(s, "{other:?}");
-            ("table", s)
+            s
         }
     };
-    format!("the value '{shown}' of type '{kind}'")
+    if typed {
+        format!("the value '{shown}' of type '{}'", type_name(value))
+    } else {
+        format!("'{shown}'")
+    }
+}
+
+/// RabbitMQ's name for a field table value's type.
+pub fn type_name(value: &AMQPValue) -> &'static str {
+    match value {
+        AMQPValue::Boolean(_) => "bool",
+        AMQPValue::ShortShortInt(_) => "byte",
+        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
+        AMQPValue::ShortInt(_) => "short",
+        AMQPValue::ShortUInt(_) => "unsignedshort",
+        AMQPValue::LongInt(_) => "signedint",
+        AMQPValue::LongUInt(_) => "unsignedint",
+        AMQPValue::LongLongInt(_) => "long",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::ByteArray(_) => "binary",
+        AMQPValue::Void => "void",
+    }
 }

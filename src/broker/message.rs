@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use amq_protocol::protocol::basic::{AMQPProperties, parse_properties};
+use amq_protocol::protocol::basic::{AMQPProperties, gen_properties, parse_properties};
 use bytes::Bytes;
 
+use crate::broker::ready::Entry;
 use crate::error::{AmqpError, AmqpResult};
-use crate::protocol::FieldTable;
+use crate::protocol::{AMQPValue, FieldTable, properties};
 use crate::store::Location;
 use crate::store::record::StoredMessage;
 
@@ -45,7 +46,7 @@ impl Message {
         parse_properties(&self.properties[..]).ok().map(|(_, p)| p)
     }
 
-    /// A message read back from the store at start-up.
+    /// A message read back from the store.
     pub fn recovered(stored: &StoredMessage, location: Location) -> Message {
         Message {
             exchange: Arc::from(stored.exchange.as_str()),
@@ -91,7 +92,7 @@ impl Message {
 
     /// Whether the publisher asked for persistence (delivery_mode 2).
     pub fn is_persistent(&self) -> bool {
-        delivery_mode(&self.properties) == Some(2)
+        properties::delivery_mode(&self.properties) == Some(2)
     }
 
     /// The expiry as milliseconds since the Unix epoch (0: never), for the store.
@@ -109,51 +110,87 @@ impl Message {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
+    /// A copy of the message with one header set (the body is shared, not copied).
+    pub fn with_header(&self, key: &str, value: AMQPValue) -> Message {
+        let mut properties = self.decode_properties().unwrap_or_default();
+        let mut headers = properties.headers().clone().unwrap_or_default();
+        headers.insert(key.into(), value);
+        properties = properties.with_headers(headers);
+        Message {
+            properties: encode_properties(&properties).unwrap_or_else(|| self.properties.clone()),
+            exchange: self.exchange.clone(),
+            routing_key: self.routing_key.clone(),
+            body: self.body.clone(),
+            expires_at: self.expires_at,
+            stored: self.stored,
+        }
+    }
+
     /// The headers table, if the message has one.
     pub fn headers(&self) -> Option<FieldTable> {
         self.decode_properties()?.headers().clone()
     }
 }
 
-/// A message in a queue: its place in the queue and whether it was delivered before.
+/// A message taken from a queue for delivery, with its queue-local facts.
 #[derive(Debug, Clone)]
 pub struct QueuedMessage {
-    /// Position in the queue's order; requeued messages go back to it.
-    pub seq: u64,
+    /// Its place, expiry, priority and redelivery state in the queue.
+    pub entry: Entry,
     /// The shared message.
     pub message: Arc<Message>,
-    /// Set once the message has been delivered and returned.
-    pub redelivered: bool,
+}
+
+impl QueuedMessage {
+    /// Whether the message was delivered before.
+    pub fn redelivered(&self) -> bool {
+        self.entry.redelivered
+    }
+}
+
+/// The same properties without `expiration` (amq-protocol offers no way to unset one field).
+pub fn without_expiration(p: &AMQPProperties) -> AMQPProperties {
+    let mut out = AMQPProperties::default();
+    macro_rules! copy {
+        ($($get:ident => $with:ident),*) => {
+            $(if let Some(value) = p.$get().clone() {
+                out = out.$with(value);
+            })*
+        };
+    }
+    copy!(
+        content_type => with_content_type,
+        content_encoding => with_content_encoding,
+        headers => with_headers,
+        delivery_mode => with_delivery_mode,
+        priority => with_priority,
+        correlation_id => with_correlation_id,
+        reply_to => with_reply_to,
+        message_id => with_message_id,
+        timestamp => with_timestamp,
+        kind => with_type,
+        user_id => with_user_id,
+        app_id => with_app_id,
+        cluster_id => with_cluster_id
+    );
+    out
+}
+
+/// Encodes a property set as a content header carries it.
+pub fn encode_properties(properties: &AMQPProperties) -> Option<Bytes> {
+    cookie_factory::r#gen(gen_properties(properties), Vec::new())
+        .ok()
+        .map(|(bytes, _)| bytes.into())
 }
 
 /// The instant matching a stored expiry (0: never); one already past is now.
-fn instant_of_unix_ms(unix_ms: u64) -> Option<Instant> {
+pub fn instant_of_unix_ms(unix_ms: u64) -> Option<Instant> {
     if unix_ms == 0 {
         return None;
     }
     let at = UNIX_EPOCH + Duration::from_millis(unix_ms);
     let left = at.duration_since(SystemTime::now()).unwrap_or_default();
     Some(Instant::now() + left)
-}
-
-/// Reads `delivery_mode` straight from encoded properties, skipping the
-/// three fields before it, so the publish path never decodes the whole set.
-fn delivery_mode(properties: &[u8]) -> Option<u8> {
-    let flags = u16::from_be_bytes([*properties.first()?, *properties.get(1)?]);
-    if flags & (1 << 12) == 0 {
-        return None;
-    }
-    let mut at = 2;
-    for bit in [15, 14] {
-        if flags & (1 << bit) != 0 {
-            at += 1 + *properties.get(at)? as usize;
-        }
-    }
-    if flags & (1 << 13) != 0 {
-        let len = u32::from_be_bytes(properties.get(at..at + 4)?.try_into().ok()?);
-        at += 4 + len as usize;
-    }
-    properties.get(at).copied()
 }
 
 /// Parses an `expiration` property as RabbitMQ does, with its error terms as reasons.
@@ -185,23 +222,6 @@ fn parse_expiration(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::parse_expiration;
-
-    #[test]
-    fn delivery_mode_is_found_behind_earlier_properties() {
-        use amq_protocol::protocol::basic::{AMQPProperties, gen_properties};
-        let mut headers = crate::protocol::FieldTable::default();
-        headers.insert(
-            "k".into(),
-            crate::protocol::AMQPValue::LongString("v".into()),
-        );
-        let properties = AMQPProperties::default()
-            .with_content_type("text/plain".into())
-            .with_headers(headers)
-            .with_delivery_mode(2);
-        let (encoded, _) = cookie_factory::r#gen(gen_properties(&properties), Vec::new()).unwrap();
-        assert_eq!(super::delivery_mode(&encoded), Some(2));
-        assert_eq!(super::delivery_mode(&[0, 0]), None);
-    }
 
     #[test]
     fn expirations_parse_as_rabbitmq_reports_them() {

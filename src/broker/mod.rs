@@ -7,12 +7,14 @@
 
 pub mod alarms;
 pub mod arguments;
+pub mod dead_letter;
 pub mod exchange;
 pub mod headers;
 pub mod mailbox;
 pub mod message;
 pub mod names;
 pub mod queue;
+pub mod queue_settings;
 pub mod ready;
 pub mod topic;
 pub mod vhost;
@@ -30,7 +32,8 @@ use crate::auth::Users;
 use crate::broker::alarms::Alarms;
 use crate::broker::message::Message;
 use crate::broker::queue::ConnectionId;
-use crate::broker::vhost::{Durability, RecoveredMessage, VHost};
+use crate::broker::queue::RecoveredMessage;
+use crate::broker::vhost::{Durability, VHost};
 use crate::store::definitions::DefinitionStore;
 use crate::store::record::QueueId;
 use crate::store::{Location, Store, SyncPolicy};
@@ -67,6 +70,7 @@ impl Broker {
         policy: SyncPolicy,
         in_memory_limit: usize,
         disk_free_limit: u64,
+        memory_limit: u64,
     ) -> io::Result<Arc<Broker>> {
         let started = Instant::now();
         std::fs::create_dir_all(data_dir)?;
@@ -89,7 +93,12 @@ impl Broker {
                 let redelivered = clean
                     .as_ref()
                     .is_none_or(|set| set.contains(&(queue, item.location)));
-                restored.push((item.location, message, redelivered));
+                restored.push(RecoveredMessage {
+                    location: item.location,
+                    message,
+                    summary: item.summary,
+                    redelivered,
+                });
                 count += 1;
             }
         }
@@ -101,11 +110,11 @@ impl Broker {
         let mut vhosts = HashMap::new();
         for (name, definitions) in saved.vhosts() {
             let vhost = VHost::recover(&name, durability.clone(), &definitions, &mut messages);
-            vhosts.insert(name, Arc::new(vhost));
+            vhosts.insert(name, vhost);
         }
         vhosts
             .entry("/".to_string())
-            .or_insert_with(|| Arc::new(VHost::new("/", durability.clone())));
+            .or_insert_with(|| VHost::new("/", durability.clone()));
         let orphaned: usize = messages.values().map(Vec::len).sum();
         if orphaned > 0 && saved.loaded() {
             // Messages of queues deleted before their acks reached disk.
@@ -114,8 +123,8 @@ impl Broker {
                 "stored messages belong to no durable queue and are discarded"
             );
             for (queue, orphans) in messages {
-                for (location, _, _) in orphans {
-                    store.ack(queue, location);
+                for orphan in orphans {
+                    store.ack(queue, orphan.location);
                 }
             }
         } else if orphaned > 0 {
@@ -137,7 +146,7 @@ impl Broker {
             users,
             next_connection: AtomicU64::new(1),
             store,
-            alarms: Alarms::new(disk_free_limit),
+            alarms: Alarms::new(disk_free_limit, memory_limit),
             data_dir: data_dir.to_path_buf(),
         }))
     }

@@ -1,10 +1,14 @@
-//! A queue's ready messages, with the bodies of a long tail paged out to the store.
+//! A queue's ready messages, in delivery order, with the bodies of a long tail
+//! paged out to the store.
 //!
 //! Past `in_memory_limit` messages, a persistent message that the store holds
-//! is kept only as its location (plus its expiry): the body lives on disk and
-//! is read back when the message reaches the head and is delivered. A backlog
-//! of millions of messages then costs a few dozen bytes each in memory, as
-//! with RabbitMQ's lazy and v2 classic queues.
+//! is kept only as its location: the body lives on disk and is read back when
+//! the message reaches the head and is delivered. A backlog of millions of
+//! messages then costs a few dozen bytes each in memory, as with RabbitMQ's
+//! lazy and v2 classic queues.
+//!
+//! A priority queue keeps one list per priority level and delivers from the
+//! highest non-empty one; a plain queue has a single level.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,102 +18,155 @@ use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::Persistence;
 use crate::store::Location;
 
-/// The ready messages of one queue, in order.
+/// The ready messages of one queue.
 #[derive(Debug)]
 pub struct ReadyList {
-    slots: VecDeque<Slot>,
+    /// One list per priority level, lowest first.
+    levels: Vec<VecDeque<Slot>>,
+    len: usize,
+    body_bytes: u64,
     in_memory_limit: usize,
 }
 
+/// A ready message: its queue-local facts, and the message or where it is stored.
 #[derive(Debug)]
-struct Slot {
-    seq: u64,
-    redelivered: bool,
-    held: Held,
+pub struct Slot {
+    /// The queue-local facts, as they travel with a delivery.
+    pub entry: Entry,
+    /// The message, or where the store keeps it.
+    pub held: Held,
 }
 
+/// What a queue knows of one of its messages besides the message itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// Position in the queue's order; requeued messages go back to it.
+    pub seq: u64,
+    /// When the message expires in this queue (the earlier of its own TTL and the queue's).
+    pub expires_at: Option<Instant>,
+    /// Body size, for byte limits.
+    pub body_len: u32,
+    /// Priority level in this queue (0 in a plain queue).
+    pub priority: u8,
+    /// Set once the message has been delivered and returned.
+    pub redelivered: bool,
+    /// How many times it was delivered and returned (quorum queues' delivery count).
+    pub returns: u32,
+}
+
+/// A message body in memory, or only its place in the store.
 #[derive(Debug)]
-enum Held {
+pub enum Held {
+    /// In memory.
     Loaded(Arc<Message>),
-    Paged {
-        location: Location,
-        expires_at: Option<Instant>,
-    },
+    /// On disk only.
+    Paged(Location),
 }
 
 impl Slot {
-    fn location(&self) -> Option<Location> {
+    /// Where the store keeps the message, if it does.
+    pub fn location(&self) -> Option<Location> {
         match &self.held {
             Held::Loaded(message) => message.stored,
-            Held::Paged { location, .. } => Some(*location),
+            Held::Paged(location) => Some(*location),
         }
     }
 
     fn is_expired(&self, now: Instant) -> bool {
-        match &self.held {
-            Held::Loaded(message) => message.is_expired(now),
-            Held::Paged { expires_at, .. } => expires_at.is_some_and(|at| at <= now),
-        }
+        self.entry.expires_at.is_some_and(|at| at <= now)
     }
 }
 
 impl ReadyList {
-    /// An empty list that pages out stored messages beyond `in_memory_limit`.
-    pub fn new(in_memory_limit: usize) -> ReadyList {
+    /// An empty list with `max_priority + 1` levels that pages out stored
+    /// messages beyond `in_memory_limit`.
+    pub fn new(max_priority: u8, in_memory_limit: usize) -> ReadyList {
         ReadyList {
-            slots: VecDeque::new(),
+            levels: (0..=max_priority).map(|_| VecDeque::new()).collect(),
+            len: 0,
+            body_bytes: 0,
             in_memory_limit,
         }
     }
 
     /// Number of ready messages.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.len
+    }
+
+    /// Total body bytes of the ready messages.
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
     }
 
     /// Whether there are no ready messages.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len == 0
+    }
+
+    /// The level a message of `priority` goes to: capped at the highest level.
+    pub fn level_of(&self, priority: u8) -> u8 {
+        priority.min((self.levels.len() - 1) as u8)
     }
 
     /// Appends a message, paging it out if the list is long and the store holds it.
-    pub fn push_back(&mut self, seq: u64, message: Arc<Message>, redelivered: bool) {
+    pub fn push_back(&mut self, entry: Entry, message: Arc<Message>) {
         let held = match message.stored {
-            Some(location) if self.slots.len() >= self.in_memory_limit => Held::Paged {
-                location,
-                expires_at: message.expires_at,
-            },
+            Some(location) if self.len >= self.in_memory_limit => Held::Paged(location),
             _ => Held::Loaded(message),
         };
-        self.slots.push_back(Slot {
-            seq,
-            redelivered,
-            held,
-        });
+        self.push(Slot { entry, held }, false);
     }
 
     /// Appends a message known only by its location (recovery of a long queue).
-    pub fn push_paged(&mut self, seq: u64, location: Location, redelivered: bool) {
-        let held = Held::Paged {
-            location,
-            expires_at: None,
-        };
-        self.slots.push_back(Slot {
-            seq,
-            redelivered,
-            held,
-        });
+    pub fn push_paged(&mut self, entry: Entry, location: Location) {
+        self.push(
+            Slot {
+                entry,
+                held: Held::Paged(location),
+            },
+            false,
+        );
     }
 
     /// Puts a delivered message back at its original place.
     pub fn insert_in_order(&mut self, message: QueuedMessage) {
-        let at = self.slots.partition_point(|s| s.seq < message.seq);
         let slot = Slot {
-            seq: message.seq,
-            redelivered: message.redelivered,
+            entry: message.entry,
             held: Held::Loaded(message.message),
         };
-        self.slots.insert(at, slot);
+        self.push(slot, true);
+    }
+
+    fn push(&mut self, slot: Slot, in_order: bool) {
+        self.len += 1;
+        self.body_bytes += u64::from(slot.entry.body_len);
+        let level = &mut self.levels[usize::from(slot.entry.priority)];
+        if in_order {
+            let at = level.partition_point(|s| s.entry.seq < slot.entry.seq);
+            level.insert(at, slot);
+        } else {
+            level.push_back(slot);
+        }
+    }
+
+    /// The highest non-empty level.
+    fn head_level(&mut self) -> Option<&mut VecDeque<Slot>> {
+        self.levels.iter_mut().rev().find(|level| !level.is_empty())
+    }
+
+    /// Takes the head slot as it is, without reading a paged-out body.
+    pub fn pop_slot(&mut self) -> Option<Slot> {
+        let slot = self.head_level()?.pop_front()?;
+        self.len -= 1;
+        self.body_bytes -= u64::from(slot.entry.body_len);
+        Some(slot)
+    }
+
+    fn push_front(&mut self, slot: Slot) {
+        self.len += 1;
+        self.body_bytes += u64::from(slot.entry.body_len);
+        self.levels[usize::from(slot.entry.priority)].push_front(slot);
     }
 
     /// Takes the head message, reading its body back from the store if it was paged out.
@@ -118,26 +175,15 @@ impl ReadyList {
     /// at the head for a later attempt and returns `None`.
     pub fn pop_front(&mut self, persistence: Option<&Persistence>) -> Option<QueuedMessage> {
         loop {
-            let slot = self.slots.pop_front()?;
+            let slot = self.pop_slot()?;
             let message = match slot.held {
                 Held::Loaded(message) => message,
-                Held::Paged {
-                    location,
-                    expires_at,
-                } => {
+                Held::Paged(location) => {
                     let Some(persistence) = persistence else {
                         continue;
                     };
-                    match persistence.store.read(location) {
-                        Ok(stored) => {
-                            let message = Message::recovered(&stored, location);
-                            // A recovered message's expiry is known only once it is read.
-                            if message.is_expired(Instant::now()) {
-                                persistence.store.ack(persistence.id, location);
-                                continue;
-                            }
-                            Arc::new(message)
-                        }
+                    match persistence.read(location) {
+                        Ok(message) => message,
                         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                             tracing::error!(?location, error = %e, "paged-out message is corrupt; dropped");
                             persistence.store.ack(persistence.id, location);
@@ -145,43 +191,64 @@ impl ReadyList {
                         }
                         Err(e) => {
                             tracing::warn!(?location, error = %e, "cannot read a paged-out message yet");
-                            let held = Held::Paged {
-                                location,
-                                expires_at,
-                            };
-                            self.slots.push_front(Slot { held, ..slot });
+                            self.push_front(Slot {
+                                entry: slot.entry,
+                                held: Held::Paged(location),
+                            });
                             return None;
                         }
                     }
                 }
             };
             return Some(QueuedMessage {
-                seq: slot.seq,
+                entry: slot.entry,
                 message,
-                redelivered: slot.redelivered,
             });
         }
     }
 
-    /// Removes expired messages at the head; returns the store locations of those removed.
-    pub fn drop_expired_head(&mut self, now: Instant) -> Vec<Location> {
-        let mut dropped = Vec::new();
-        while let Some(slot) = self.slots.pop_front_if(|s| s.is_expired(now)) {
-            dropped.extend(slot.location());
+    /// Removes expired messages at the head of each level.
+    pub fn take_expired(&mut self, now: Instant) -> Vec<Slot> {
+        let mut expired = Vec::new();
+        for level in &mut self.levels {
+            while let Some(slot) = level.pop_front_if(|s| s.is_expired(now)) {
+                self.len -= 1;
+                self.body_bytes -= u64::from(slot.entry.body_len);
+                expired.push(slot);
+            }
         }
-        dropped
+        expired
     }
 
-    /// Removes every message; returns the store locations of those removed.
-    pub fn clear(&mut self) -> Vec<Location> {
-        self.slots.drain(..).filter_map(|s| s.location()).collect()
+    /// How many messages [`ReadyList::take_expired`] would remove now.
+    pub fn count_expired(&self, now: Instant) -> usize {
+        self.levels
+            .iter()
+            .map(|level| level.iter().take_while(|s| s.is_expired(now)).count())
+            .sum()
+    }
+
+    /// When the earliest head message expires, if any does.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.levels
+            .iter()
+            .filter_map(|level| level.front()?.entry.expires_at)
+            .min()
+    }
+
+    /// Removes every message.
+    pub fn clear(&mut self) -> Vec<Slot> {
+        self.len = 0;
+        self.body_bytes = 0;
+        self.levels.iter_mut().flat_map(|l| l.drain(..)).collect()
     }
 
     /// Store locations of the messages that were delivered before.
     pub fn redelivered_locations(&self) -> Vec<Location> {
-        self.slots
+        self.levels
             .iter()
-            .filter(|s| s.redelivered)
+            .flatten()
+            .filter(|s| s.entry.redelivered)
             .filter_map(Slot::location)
             .collect()
     }

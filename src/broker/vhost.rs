@@ -5,29 +5,41 @@
 //! queues), and the messages themselves go to the queues after it is released.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::broker::arguments::{QUEUE_EQUIVALENCE_KEYS, assert_equivalent};
+use crate::broker::dead_letter::{self, Reason};
 use crate::broker::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind};
 use crate::broker::message::Message;
 use crate::broker::names;
-use crate::broker::queue::{ConnectionId, Persistence, Queue, QueueConfig};
+use crate::broker::queue::{
+    ConnectionId, Enqueued, Persistence, Queue, QueueConfig, RecoveredMessage,
+};
+use crate::broker::queue_settings::{DeadLetterTarget, QueueKind, QueueSettings};
 use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::FieldTable;
 use crate::store::definitions::{
     BindingDefinition, DefinitionStore, ExchangeDefinition, QueueDefinition, VHostDefinitions,
 };
+use crate::store::record::MessageParts;
 use crate::store::record::QueueId;
-use crate::store::{Location, Store};
+use crate::store::{Location, Store, Ticket};
 
 /// A virtual host.
 pub struct VHost {
     name: Arc<str>,
+    /// This vhost, for the queues it creates (dead lettering, expiry).
+    me: Weak<VHost>,
     definitions: RwLock<Definitions>,
+    /// Direct reply-to pseudo-queues by name; never in the definitions.
+    reply_queues: Mutex<HashMap<Arc<str>, Arc<Queue>>>,
     durability: Durability,
 }
+
+/// The pseudo-queue an RPC client consumes replies from without declaring a queue.
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 /// What a vhost needs to make its durable objects durable.
 #[derive(Clone)]
@@ -67,9 +79,6 @@ struct Definitions {
     unsaved: bool,
 }
 
-/// A recovered message for a queue: where it is stored, its body if kept in memory, and its redelivered flag.
-pub type RecoveredMessage = (Location, Option<Arc<Message>>, bool);
-
 /// The fields of `exchange.declare` that shape an exchange.
 #[derive(Debug, Clone)]
 pub struct ExchangeDeclare {
@@ -104,6 +113,17 @@ pub struct QueueDeclare {
     pub auto_delete: bool,
     /// Arguments.
     pub arguments: FieldTable,
+}
+
+/// What became of a message handed to its queues.
+#[derive(Debug, Default)]
+pub struct Enqueueing {
+    /// The store position confirms must wait for, if the message was stored.
+    pub ticket: Option<Ticket>,
+    /// A queue that asks its publishers to pause.
+    pub crowded: Option<Arc<Queue>>,
+    /// A queue refused it (length limit with reject-publish).
+    pub rejected: bool,
 }
 
 /// What `queue.declare-ok` reports.
@@ -164,7 +184,7 @@ const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
 
 impl VHost {
     /// A vhost with the standard `amq.*` exchanges.
-    pub fn new(name: &str, durability: Durability) -> VHost {
+    pub fn new(name: &str, durability: Durability) -> Arc<VHost> {
         let mut definitions = Definitions::default();
         for (name, kind) in DEFAULT_EXCHANGES {
             let config = ExchangeConfig {
@@ -179,11 +199,13 @@ impl VHost {
                 .exchanges
                 .insert(config.name.clone(), Exchange::new(config));
         }
-        VHost {
+        Arc::new_cyclic(|me| VHost {
             name: Arc::from(name),
+            me: me.clone(),
             definitions: RwLock::new(definitions),
+            reply_queues: Mutex::new(HashMap::new()),
             durability,
-        }
+        })
     }
 
     /// Rebuilds a vhost from its saved definitions; each durable queue takes
@@ -193,7 +215,7 @@ impl VHost {
         durability: Durability,
         stored: &VHostDefinitions,
         messages: &mut HashMap<QueueId, Vec<RecoveredMessage>>,
-    ) -> VHost {
+    ) -> Arc<VHost> {
         let vhost = VHost::new(name, durability);
         let mut definitions = vhost.definitions.write();
         for x in &stored.exchanges {
@@ -218,15 +240,22 @@ impl VHost {
                 .insert(config.name.clone(), Exchange::new(config));
         }
         for q in &stored.queues {
-            let queue = Queue::new(QueueConfig {
+            let settings = QueueSettings::parse(&q.arguments, &vhost.describe("queue", &q.name))
+                .unwrap_or_else(|e| {
+                    tracing::error!(queue = q.name, error = %e, "saved queue arguments refused; ignored");
+                    QueueSettings::default()
+                });
+            let config = QueueConfig {
                 name: Arc::from(q.name.as_str()),
                 vhost: vhost.name.clone(),
                 durable: true,
                 exclusive_owner: None,
                 auto_delete: q.auto_delete,
                 arguments: q.arguments.clone(),
+                settings,
                 persistence: Some(vhost.durability.persistence(q.id)),
-            });
+            };
+            let queue = Queue::new(config, vhost.me.clone());
             queue.restore(messages.remove(&q.id).unwrap_or_default());
             definitions.queues.insert(queue.config.name.clone(), queue);
         }
@@ -477,15 +506,48 @@ impl VHost {
         }
     }
 
+    /// Opens a direct reply-to pseudo-queue for a consuming channel of `connection`.
+    pub fn open_reply_queue(&self, connection: ConnectionId) -> Arc<Queue> {
+        let token = names::generate("g");
+        let name: Arc<str> = Arc::from(format!("{DIRECT_REPLY_TO}.{token}").as_str());
+        let config = QueueConfig {
+            name: name.clone(),
+            vhost: self.name.clone(),
+            durable: false,
+            exclusive_owner: Some(connection),
+            auto_delete: false,
+            arguments: FieldTable::default(),
+            settings: QueueSettings::default(),
+            persistence: None,
+        };
+        let queue = Queue::new(config, self.me.clone());
+        self.reply_queues.lock().insert(name, queue.clone());
+        queue
+    }
+
+    /// Closes a direct reply-to pseudo-queue; replies sent to it later are unroutable.
+    pub fn close_reply_queue(&self, queue: &Arc<Queue>) {
+        self.reply_queues.lock().remove(queue.name());
+        queue.delete();
+    }
+
     /// `queue.declare`: creates the queue or checks it is equivalent.
     pub fn declare_queue(
         &self,
         declare: QueueDeclare,
         connection: ConnectionId,
     ) -> AmqpResult<DeclaredQueue> {
+        if declare.name.starts_with(DIRECT_REPLY_TO) {
+            // As in RabbitMQ, every declaration of a reply-to name is passive.
+            let queue = self.reply_queues.lock().get(declare.name.as_str()).cloned();
+            return queue
+                .map(Self::declared)
+                .ok_or_else(|| self.queue_not_found(&declare.name));
+        }
         if declare.passive {
             let queue = self.queue(&declare.name)?;
             queue.check_access(connection)?;
+            queue.touch();
             return Ok(Self::declared(queue));
         }
         let name = if declare.name.is_empty() {
@@ -494,6 +556,8 @@ impl VHost {
             Self::check_name("queue", &declare.name)?;
             declare.name
         };
+        let resource = self.describe("queue", &name);
+        let settings = QueueSettings::parse(&declare.arguments, &resource)?;
         let owner = declare.exclusive.then_some(connection);
         let durable = declare.durable && !declare.exclusive;
         let mut definitions = self.definitions.write();
@@ -503,7 +567,6 @@ impl VHost {
                 // RabbitMQ's strict check: the exclusive flag must match too.
                 return Err(queue.locked());
             }
-            let resource = self.describe("queue", &name);
             for (field, current, requested) in [
                 ("durable", config.durable, durable),
                 ("auto_delete", config.auto_delete, declare.auto_delete),
@@ -520,21 +583,38 @@ impl VHost {
                 QUEUE_EQUIVALENCE_KEYS,
                 &resource,
             )?;
+            queue.touch();
             return Ok(Self::declared(queue.clone()));
+        }
+        if settings.kind == QueueKind::Quorum {
+            // RabbitMQ's quorum queue property checks, in its order.
+            for (invalid, property) in [
+                (declare.auto_delete, "auto-delete"),
+                (declare.exclusive, "exclusive-owner"),
+                (!declare.durable, "non-durable"),
+            ] {
+                if invalid {
+                    return Err(AmqpError::precondition_failed(format!(
+                        "invalid property '{property}' for {resource}"
+                    )));
+                }
+            }
         }
         let persistence = durable.then(|| {
             self.durability
                 .persistence(self.durability.saved.next_queue_id())
         });
-        let queue = Queue::new(QueueConfig {
+        let config = QueueConfig {
             name: Arc::from(name.as_str()),
             vhost: self.name.clone(),
             durable,
             exclusive_owner: owner,
             auto_delete: declare.auto_delete,
             arguments: declare.arguments,
+            settings,
             persistence,
-        });
+        };
+        let queue = Queue::new(config, self.me.clone());
         definitions
             .queues
             .insert(queue.config.name.clone(), queue.clone());
@@ -705,22 +785,105 @@ impl VHost {
             .expect("checked above"))
     }
 
-    /// Resolves the queues a message published to `exchange` reaches.
+    /// Hands a routed message to its queues, storing it first if it is
+    /// persistent and reaches durable queues.
+    pub fn enqueue(&self, mut message: Message, queues: &[Arc<Queue>]) -> Enqueueing {
+        let durable: Vec<QueueId> = queues
+            .iter()
+            .filter_map(|q| q.config.persistence.as_ref().map(|p| p.id))
+            .collect();
+        let mut outcome = Enqueueing::default();
+        if !durable.is_empty() && message.is_persistent() {
+            let parts = MessageParts {
+                exchange: &message.exchange,
+                routing_key: &message.routing_key,
+                properties: &message.properties,
+                body: &message.body,
+                expires_at_ms: message.expires_at_unix_ms(),
+            };
+            let (location, written) = self.store().publish(&durable, &parts);
+            message.stored = Some(location);
+            outcome.ticket = Some(written);
+        }
+        let message = Arc::new(message);
+        for queue in queues {
+            match queue.publish(message.clone()) {
+                Enqueued::Accepted => {}
+                Enqueued::Crowded => outcome.crowded = Some(queue.clone()),
+                Enqueued::Rejected => outcome.rejected = true,
+            }
+        }
+        outcome
+    }
+
+    /// Republishes a message that died in `queue` to its dead-letter exchange.
+    /// A missing exchange drops it, and so does a queue it would reach by
+    /// going round a cycle of automatic deaths, as in RabbitMQ.
+    pub fn dead_letter(
+        &self,
+        queue: &str,
+        target: &DeadLetterTarget,
+        message: &Message,
+        reason: Reason,
+    ) {
+        let dead = dead_letter::dead_lettered(message, reason, queue, target);
+        let mut queues = Vec::new();
+        if self
+            .resolve(&target.exchange, &dead, &mut queues, false)
+            .is_err()
+        {
+            return;
+        }
+        queues.retain(|q| {
+            let cycle = dead_letter::is_cycle(&dead, q.name());
+            if cycle {
+                tracing::warn!(
+                    from = queue,
+                    to = q.name(),
+                    "dead-letter cycle; message dropped"
+                );
+            }
+            !cycle
+        });
+        if !queues.is_empty() {
+            self.enqueue(dead, &queues);
+        }
+    }
+
+    /// Resolves the queues a message a client publishes to `exchange` reaches.
     pub fn route(
         &self,
         exchange: &str,
         message: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> AmqpResult<()> {
+        self.resolve(exchange, message, out, true)
+    }
+
+    /// Resolves the queues a message reaches; only clients are kept off internal exchanges.
+    fn resolve(
+        &self,
+        exchange: &str,
+        message: &Message,
+        out: &mut Vec<Arc<Queue>>,
+        from_client: bool,
+    ) -> AmqpResult<()> {
         let definitions = self.definitions.read();
         if exchange.is_empty() {
-            out.extend(definitions.queues.get(&*message.routing_key).cloned());
+            let key = &*message.routing_key;
+            match definitions.queues.get(key) {
+                Some(queue) => out.push(queue.clone()),
+                None if key.starts_with(DIRECT_REPLY_TO) => {
+                    out.extend(self.reply_queues.lock().get(key).cloned());
+                }
+                None => {}
+            }
             return Ok(());
         }
         let Some(exchange) = definitions.exchanges.get(exchange) else {
             return Err(self.exchange_not_found(exchange));
         };
-        if exchange.config.internal {
+        if from_client && exchange.config.internal {
             return Err(AmqpError::access_refused(format!(
                 "cannot publish to internal {}",
                 self.describe("exchange", &exchange.config.name)

@@ -55,6 +55,16 @@ pub fn basic_ack(out: &mut BytesMut, channel: u16, delivery_tag: u64, multiple: 
     end_frame(out, start);
 }
 
+/// Appends `basic.nack` (a publish a queue refused), never with requeue.
+pub fn basic_nack(out: &mut BytesMut, channel: u16, delivery_tag: u64) {
+    let start = begin_frame(out, FRAME_METHOD, channel);
+    out.put_u16(60);
+    out.put_u16(120);
+    out.put_u64(delivery_tag);
+    out.put_u8(0);
+    end_frame(out, start);
+}
+
 /// Appends the content header and body frames of a message.
 ///
 /// `properties` are the property flags and values exactly as the publisher

@@ -7,6 +7,7 @@
 
 pub mod encode;
 pub mod frame;
+pub mod properties;
 
 pub use amq_protocol::protocol::AMQPClass as Method;
 pub use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};

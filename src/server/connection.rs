@@ -19,6 +19,8 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument;
 
+use crate::broker::alarms::AlarmState;
+
 use crate::broker::Broker;
 use crate::broker::mailbox::Event;
 use crate::broker::queue::Queue;
@@ -41,6 +43,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a shutting-down broker waits for close-ok: the close is a courtesy
 /// then, and some clients never answer it.
 const SHUTDOWN_CLOSE_TIMEOUT: Duration = Duration::from_millis(200);
+/// Longest a closed connection waits for the client to hang up.
+const LINGER: Duration = Duration::from_secs(1);
 /// RabbitMQ's handshake timeout.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,6 +55,8 @@ pub struct ConnectionSettings {
     pub limits: Limits,
     /// Largest message body accepted.
     pub max_message_size: u64,
+    /// How long a delivery may stay unacknowledged, unless its queue says otherwise.
+    pub consumer_timeout: Option<Duration>,
 }
 
 /// Serves one client socket until it closes or the broker shuts down.
@@ -95,14 +101,14 @@ pub async fn serve(
         opened.vhost,
         opened.tuning,
         opened.consumer_cancel_notify,
-        settings.max_message_size,
+        settings,
     );
     let frame_max = opened.tuning.frame_max;
     let heartbeat = Duration::from_secs(opened.tuning.heartbeat.into());
     let watches = Watches {
         shutdown,
         synced,
-        blocked: broker.alarms().blocked(),
+        alarms: broker.alarms().state(),
         blocked_notify: opened.blocked_notify,
     };
     run_session(
@@ -125,7 +131,7 @@ async fn run_session(
     let Watches {
         mut shutdown,
         mut synced,
-        mut blocked,
+        mut alarms,
         blocked_notify,
     } = watches;
     let mut holding = false;
@@ -150,9 +156,16 @@ async fn run_session(
     let mut wrote_since_tick = false;
     let mut close_deadline: Option<Instant> = None;
     let mut batch = Vec::with_capacity(EVENT_BATCH);
+    // Unacknowledged deliveries are checked against their consumer timeout this often.
+    let ack_check_every = session.ack_check_interval();
+    let mut ack_check = tokio::time::interval_at(Instant::now() + ack_check_every, ack_check_every);
+    ack_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
     loop {
         if session.phase() == Phase::Closed && session.out.is_empty() {
+            if session.closed_by_client() {
+                linger(&mut reader, &mut inbuf).await;
+            }
             break;
         }
         if session.phase() == Phase::Closing && close_deadline.is_none() {
@@ -160,7 +173,8 @@ async fn run_session(
         }
         let room = session.out.len() < OUTBOUND_HIGH_WATER;
         // A resource alarm stops reading from connections that publish.
-        let hold = *blocked.borrow() && session.has_published();
+        let alarm = *alarms.borrow();
+        let hold = alarm.is_set() && session.has_published();
         if hold != holding {
             holding = hold;
             tracing::info!(
@@ -168,7 +182,7 @@ async fn run_session(
                 "publishing connection blocked by a resource alarm"
             );
             if blocked_notify {
-                session.notify_blocked(hold);
+                session.notify_blocked(hold.then(|| alarm.reason()));
             }
         }
         let reading = room && session.phase() != Phase::Closed && !holding && paused.is_none();
@@ -186,6 +200,7 @@ async fn run_session(
                     }
                     Ok(_) => {
                         last_read = Instant::now();
+                        session.begin_batch(last_read.into_std());
                         loop {
                             match split_frame(&mut inbuf, frame_max) {
                                 Ok(Some(frame)) => session.handle_frame(frame),
@@ -206,6 +221,7 @@ async fn run_session(
                 }
             }
             taken = events.recv_many(&mut batch, EVENT_BATCH), if room => {
+                session.begin_batch(std::time::Instant::now());
                 for event in batch.drain(..) {
                     session.handle_event(event);
                 }
@@ -236,13 +252,17 @@ async fn run_session(
                 }
                 wrote_since_tick = false;
             }
+            _ = ack_check.tick(), if session.phase() == Phase::Open => {
+                session.close_timed_out_channels(std::time::Instant::now());
+                wrote_since_tick |= !session.out.is_empty();
+            }
             changed = synced.changed(), if session.awaits_disk() => {
                 if changed.is_ok() {
                     session.disk_synced(*synced.borrow_and_update());
                     session.end_of_batch();
                 }
             }
-            Ok(()) = blocked.changed() => {}
+            Ok(()) = alarms.changed() => {}
             () = flow_resumed(&paused), if paused.is_some() => paused = None,
             _ = sleep_until(close_deadline) => {
                 tracing::info!("no close-ok from client; closing socket");
@@ -271,8 +291,8 @@ struct Watches {
     shutdown: watch::Receiver<bool>,
     /// The highest store ticket on disk (for confirms of persistent messages).
     synced: watch::Receiver<Ticket>,
-    /// Set while a resource alarm blocks publishers.
-    blocked: watch::Receiver<bool>,
+    /// Which resource alarms are set; publishers are blocked while any is.
+    alarms: watch::Receiver<AlarmState>,
     /// The client asked for connection.blocked / connection.unblocked.
     blocked_notify: bool,
 }
@@ -285,6 +305,21 @@ async fn flow_resumed(paused: &Option<(Arc<Queue>, Instant)>) {
             () = tokio::time::sleep_until(*until) => {}
         }
     }
+}
+
+/// After the close handshake, reads and discards until the client hangs up
+/// (at most [`LINGER`]), as RabbitMQ does: frames the client sent before it
+/// saw close-ok (acks, typically) then meet an open socket, not a reset one.
+async fn linger(reader: &mut (impl AsyncReadExt + Unpin), inbuf: &mut BytesMut) {
+    let _ = tokio::time::timeout(LINGER, async {
+        loop {
+            inbuf.clear();
+            if !matches!(reader.read_buf(inbuf).await, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

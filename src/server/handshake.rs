@@ -204,6 +204,8 @@ fn start() -> connection::Start {
         "authentication_failure_close",
         "exchange_exchange_bindings",
         "connection.blocked",
+        "consumer_priorities",
+        "direct_reply_to",
     ] {
         capabilities.insert(name.into(), AMQPValue::Boolean(true));
     }

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use bytes::BytesMut;
@@ -24,6 +25,7 @@ use crate::protocol::frame::{
 };
 use crate::protocol::{Method, encode};
 use crate::server::channel::{Channel, Context};
+use crate::server::connection::ConnectionSettings;
 use crate::store::Ticket;
 
 /// Limits agreed in connection.tune / tune-ok.
@@ -60,7 +62,12 @@ pub struct Session {
     tuning: Tuning,
     consumer_cancel_notify: bool,
     max_message_size: u64,
+    consumer_timeout: Option<Duration>,
+    /// When the batch of frames or events being handled arrived.
+    now: Instant,
     phase: Phase,
+    /// The client sent connection.close (and was answered with close-ok).
+    closed_by_client: bool,
     synced: Ticket,
     published: bool,
     crowded: Option<Arc<Queue>>,
@@ -74,7 +81,7 @@ impl Session {
         vhost: Arc<VHost>,
         tuning: Tuning,
         consumer_cancel_notify: bool,
-        max_message_size: u64,
+        settings: ConnectionSettings,
     ) -> (Session, UnboundedReceiver<Event>) {
         let (mailbox, events) = Mailbox::new();
         let session = Session {
@@ -86,13 +93,56 @@ impl Session {
             channels: HashMap::new(),
             tuning,
             consumer_cancel_notify,
-            max_message_size,
+            max_message_size: settings.max_message_size,
+            consumer_timeout: settings.consumer_timeout,
+            now: Instant::now(),
             phase: Phase::Open,
+            closed_by_client: false,
             synced: 0,
             published: false,
             crowded: None,
         };
         (session, events)
+    }
+
+    /// Starts handling a batch of frames or events that arrived at `now`.
+    pub fn begin_batch(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// How often unacknowledged deliveries are checked against their timeout.
+    pub fn ack_check_interval(&self) -> Duration {
+        let second = Duration::from_secs(1);
+        self.consumer_timeout
+            .map_or(second, |t| (t / 2).clamp(Duration::from_millis(10), second))
+    }
+
+    /// Closes, with RabbitMQ's 406, every channel holding a delivery
+    /// unacknowledged for longer than its consumer timeout.
+    pub fn close_timed_out_channels(&mut self, now: Instant) {
+        let overdue: Vec<(u16, Duration)> = self
+            .channels
+            .iter()
+            .filter_map(|(&id, channel)| {
+                Some((id, channel.overdue_ack(now, self.consumer_timeout)?))
+            })
+            .collect();
+        for (id, timeout) in overdue {
+            tracing::warn!(channel = id, ?timeout, "delivery acknowledgement timed out");
+            self.fail(
+                id,
+                AmqpError::precondition_failed(format!(
+                    "delivery acknowledgement on channel {id} timed out. Timeout value used: {} ms. \
+                     This timeout value can be configured, see consumers doc guide to learn more",
+                    timeout.as_millis()
+                )),
+            );
+        }
+    }
+
+    /// Whether the client closed the connection (rather than the broker).
+    pub fn closed_by_client(&self) -> bool {
+        self.closed_by_client
     }
 
     /// Where the connection is in its life.
@@ -101,10 +151,10 @@ impl Session {
     }
 
     /// Tells the client it is blocked by a resource alarm, or no longer.
-    pub fn notify_blocked(&mut self, blocked: bool) {
-        let method = if blocked {
+    pub fn notify_blocked(&mut self, reason: Option<&str>) {
+        let method = if let Some(reason) = reason {
             connection::AMQPMethod::Blocked(connection::Blocked {
-                reason: "low on disk".into(),
+                reason: reason.into(),
             })
         } else {
             connection::AMQPMethod::Unblocked(connection::Unblocked {})
@@ -138,6 +188,7 @@ impl Session {
             user: &self.user,
             synced: self.synced,
             crowded: &mut self.crowded,
+            now: self.now,
         };
         (&mut self.channels, ctx)
     }
@@ -173,6 +224,7 @@ impl Session {
                     AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
                 );
                 self.phase = Phase::Closed;
+                self.closed_by_client = true;
             }
             _ => {}
         }
@@ -217,6 +269,7 @@ impl Session {
                 );
                 self.release_channels();
                 self.phase = Phase::Closed;
+                self.closed_by_client = true;
                 Ok(())
             }
             AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Ok(()),

@@ -65,6 +65,19 @@ pub struct Recovered {
     /// The message (shared by all queues it was routed to); `None` when it
     /// was beyond the queue's in-memory limit and stays on disk until needed.
     pub message: Option<Arc<StoredMessage>>,
+    /// What the queue must know even of a message left on disk: body size, expiry, priority.
+    pub summary: Summary,
+}
+
+/// The facts a queue keeps about a message whose body stays on disk.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Body size in bytes.
+    pub body_len: u32,
+    /// Absolute expiry in Unix milliseconds (0: never).
+    pub expires_at_ms: u64,
+    /// The `priority` property (0 if unset).
+    pub priority: u8,
 }
 
 /// Message bytes not yet on disk: segment, file offset of the first byte, bytes.
@@ -121,6 +134,12 @@ impl Store {
             let mut count = 0u64;
             for found in read_segment(&segment_path(dir, number))? {
                 let message = Arc::new(found.message);
+                let summary = Summary {
+                    body_len: message.body.len() as u32,
+                    expires_at_ms: message.expires_at_ms,
+                    priority: crate::protocol::properties::priority(&message.properties)
+                        .unwrap_or(0),
+                };
                 for &queue in &message.queues {
                     if acked.contains(&(queue, found.offset)) {
                         continue;
@@ -134,6 +153,7 @@ impl Store {
                             offset: found.offset,
                         },
                         message: keep.then(|| message.clone()),
+                        summary,
                     });
                 }
             }

@@ -2,12 +2,11 @@
 //! and settling deliveries with ack, nack, reject and recover.
 
 use super::*;
+use crate::broker::queue_settings::integer;
+use crate::broker::vhost::DIRECT_REPLY_TO;
 
 impl Channel {
     pub(super) fn consume(&mut self, ctx: &mut Context, c: basic::Consume) -> AmqpResult<()> {
-        let queue = ctx
-            .vhost
-            .queue_for(&self.queue_name(c.queue.as_str())?, ctx.connection)?;
         let tag: Arc<str> = if c.consumer_tag.as_str().is_empty() {
             Arc::from(names::generate("amq.ctag"))
         } else {
@@ -18,6 +17,21 @@ impl Channel {
                 "attempt to reuse consumer tag '{tag}'"
             )));
         }
+        let queue = if c.queue.as_str() == DIRECT_REPLY_TO {
+            self.consume_replies(ctx, &c)?
+        } else {
+            ctx.vhost
+                .queue_for(&self.queue_name(c.queue.as_str())?, ctx.connection)?
+        };
+        let priority = match c.arguments.inner().get("x-priority") {
+            None => 0,
+            Some(value) => integer(value).map_err(|problem| {
+                AmqpError::precondition_failed(format!(
+                    "invalid arg 'x-priority' for {}: {problem}",
+                    queue.describe()
+                ))
+            })?,
+        };
         let prefetch = if c.no_ack { 0 } else { self.consumer_prefetch };
         let credit = Arc::new(Credit::new(prefetch, self.credit.clone()));
         let consumer = Consumer {
@@ -28,6 +42,7 @@ impl Channel {
             credit,
             no_ack: c.no_ack,
             exclusive: c.exclusive,
+            priority,
         };
         queue.add_consumer(consumer)?;
         // consume-ok still precedes every delivery: deliveries arrive through the
@@ -48,6 +63,7 @@ impl Channel {
             return;
         };
         let removal = consumer.queue.remove_consumer(ctx.connection, self.id, tag);
+        self.close_replies(ctx, &consumer.queue);
         if removal == ConsumerRemoval::RemovedLastOfAutoDelete {
             ctx.vhost.remove_queue(&consumer.queue);
         }
@@ -67,7 +83,7 @@ impl Channel {
         let delivery_tag = self.next_tag();
         let ok = basic::GetOk {
             delivery_tag,
-            redelivered: message.redelivered,
+            redelivered: message.redelivered(),
             exchange: (&*message.message.exchange).into(),
             routing_key: (&*message.message.routing_key).into(),
             message_count,
@@ -87,6 +103,7 @@ impl Channel {
                     queue,
                     message,
                     credit: None,
+                    delivered_at: ctx.now,
                 },
             );
         }
@@ -131,36 +148,45 @@ impl Channel {
         requeue: bool,
     ) -> AmqpResult<()> {
         let settled = self.take_unacked(delivery_tag, multiple)?;
-        match &mut self.transaction {
-            Some(tx) if requeue => tx.rejects.extend(settled),
-            Some(tx) => tx.acks.extend(settled),
-            None => self.settle(settled.into_iter().map(|(_, u)| u), requeue),
-        }
+        let how = if requeue {
+            Settlement::Requeue
+        } else {
+            Settlement::Discard
+        };
+        self.settle_or_hold(settled, how);
         Ok(())
     }
 
-    /// Finishes deliveries: drops them, or puts them back in their queues.
-    pub(super) fn settle(&mut self, settled: impl IntoIterator<Item = Unacked>, requeue: bool) {
+    /// Settles deliveries now, or at commit on a transactional channel.
+    pub(super) fn settle_or_hold(&mut self, settled: Vec<(u64, Unacked)>, how: Settlement) {
+        match &mut self.transaction {
+            Some(tx) => tx.settlements.push((how, settled)),
+            None => self.settle(settled.into_iter().map(|(_, u)| u), how),
+        }
+    }
+
+    /// Finishes deliveries: drops them, dead-letters them, or puts them back in their queues.
+    pub(super) fn settle(&mut self, settled: impl IntoIterator<Item = Unacked>, how: Settlement) {
         let mut by_queue: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
         for unacked in settled {
             if let Some(credit) = &unacked.credit {
                 credit.release(1);
                 self.credit_released = true;
             }
-            if !requeue {
-                unacked.queue.settle([&unacked.message]);
-            } else {
-                match by_queue
-                    .iter_mut()
-                    .find(|(q, _)| Arc::ptr_eq(q, &unacked.queue))
-                {
-                    Some((_, messages)) => messages.push(unacked.message),
-                    None => by_queue.push((unacked.queue, vec![unacked.message])),
-                }
+            match by_queue
+                .iter_mut()
+                .find(|(q, _)| Arc::ptr_eq(q, &unacked.queue))
+            {
+                Some((_, messages)) => messages.push(unacked.message),
+                None => by_queue.push((unacked.queue, vec![unacked.message])),
             }
         }
         for (queue, messages) in by_queue {
-            queue.requeue(messages);
+            match how {
+                Settlement::Ack => queue.settle(&messages, false),
+                Settlement::Discard => queue.settle(&messages, true),
+                Settlement::Requeue => queue.requeue(messages),
+            }
         }
     }
 
@@ -169,7 +195,7 @@ impl Channel {
             return Err(AmqpError::not_implemented("requeue=false"));
         }
         let all = std::mem::take(&mut self.unacked);
-        self.settle(all.into_values(), true);
+        self.settle(all.into_values(), Settlement::Requeue);
         Ok(())
     }
 
@@ -196,7 +222,7 @@ impl Channel {
             self.id,
             consumer_tag,
             delivery_tag,
-            message.redelivered,
+            message.redelivered(),
             &m.exchange,
             &m.routing_key,
         );
@@ -208,6 +234,7 @@ impl Channel {
                     queue,
                     message,
                     credit,
+                    delivered_at: ctx.now,
                 },
             );
         }

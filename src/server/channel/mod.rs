@@ -7,10 +7,12 @@
 //! queues, and writes replies into the connection's outbound buffer.
 
 mod consume;
+mod direct_reply;
 mod publish;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchange, queue, tx};
 use bytes::{Bytes, BytesMut};
@@ -20,12 +22,11 @@ use crate::broker::mailbox::{ChannelCredit, Credit, Mailbox};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
 use crate::broker::queue::{ConnectionId, Consumer, ConsumerRemoval, Queue};
-use crate::broker::vhost::{ExchangeDeclare, QueueDeclare, VHost};
+use crate::broker::vhost::{Enqueueing, ExchangeDeclare, QueueDeclare, VHost};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
 use crate::protocol::frame::{ContentHeader, PROPERTIES_OFFSET};
 use crate::protocol::{Method, ShortString, encode};
 use crate::store::Ticket;
-use crate::store::record::{MessageParts, QueueId};
 
 /// What a channel needs from its connection while handling a method.
 pub struct Context<'a> {
@@ -47,6 +48,8 @@ pub struct Context<'a> {
     pub synced: Ticket,
     /// Set to a queue that asks its publishers to pause (growing faster than it drains).
     pub crowded: &'a mut Option<Arc<Queue>>,
+    /// When the frames or events being handled arrived.
+    pub now: Instant,
 }
 
 /// A consumer as its channel sees it.
@@ -60,6 +63,8 @@ struct Unacked {
     message: QueuedMessage,
     /// Prefetch credit to give back; `None` for `basic.get`.
     credit: Option<Arc<Credit>>,
+    /// When it was sent, for the consumer timeout.
+    delivered_at: Instant,
 }
 
 /// A publish whose content is still arriving.
@@ -87,16 +92,34 @@ struct Confirms {
     published: u64,
     /// Highest sequence number confirmed so far.
     confirmed: u64,
-    /// Publishes waiting for the store, with the ticket each waits for.
-    on_disk: VecDeque<(u64, Ticket)>,
+    /// Publishes whose confirm cannot be a plain ack right away, in order.
+    waiting: VecDeque<WaitingConfirm>,
+}
+
+/// A publish waiting for the store (ack once its ticket is on disk) or refused by a queue (nack).
+struct WaitingConfirm {
+    seq: u64,
+    ticket: Ticket,
+    nack: bool,
 }
 
 /// Work a transaction holds until commit.
 #[derive(Default)]
 struct Transaction {
     publishes: Vec<Routed>,
-    acks: Vec<(u64, Unacked)>,
-    rejects: Vec<(u64, Unacked)>,
+    /// Acks, nacks and rejects, in the order they came.
+    settlements: Vec<(Settlement, Vec<(u64, Unacked)>)>,
+}
+
+/// How a delivery is finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settlement {
+    /// Acknowledged: gone for good.
+    Ack,
+    /// Rejected without requeue: gone, or dead-lettered.
+    Discard,
+    /// Back to its queue.
+    Requeue,
 }
 
 /// An open channel.
@@ -113,6 +136,8 @@ pub struct Channel {
     transaction: Option<Transaction>,
     credit_released: bool,
     last_declared_queue: Option<Arc<str>>,
+    /// The direct reply-to pseudo-queue this channel consumes from, if any.
+    direct_reply: Option<Arc<Queue>>,
     /// Tickets that pending tx.commit-oks wait for (0: waits only for those before it).
     commits_on_disk: VecDeque<Ticket>,
 }
@@ -133,6 +158,7 @@ impl Channel {
             transaction: None,
             credit_released: false,
             last_declared_queue: None,
+            direct_reply: None,
             commits_on_disk: VecDeque::new(),
         }
     }
@@ -429,10 +455,7 @@ impl Channel {
             basic::AMQPMethod::Get(g) => self.get(ctx, g),
             basic::AMQPMethod::Ack(a) => {
                 let settled = self.take_unacked(a.delivery_tag, a.multiple)?;
-                match &mut self.transaction {
-                    Some(tx) => tx.acks.extend(settled),
-                    None => self.settle(settled.into_iter().map(|(_, u)| u), false),
-                }
+                self.settle_or_hold(settled, Settlement::Ack);
                 Ok(())
             }
             basic::AMQPMethod::Nack(n) => self.reject(n.delivery_tag, n.multiple, n.requeue),
@@ -484,6 +507,17 @@ impl Channel {
         }
     }
 
+    /// The timeout that the oldest unacknowledged delivery has outlived, if
+    /// it has: its queue's `x-consumer-timeout`, or else `default`.
+    pub fn overdue_ack(&self, now: Instant, default: Option<Duration>) -> Option<Duration> {
+        if self.closing {
+            return None;
+        }
+        let (_, oldest) = self.unacked.first_key_value()?;
+        let timeout = oldest.queue.config.settings.consumer_timeout.or(default)?;
+        (now.saturating_duration_since(oldest.delivered_at) > timeout).then_some(timeout)
+    }
+
     /// Marks the channel closed by the server, releasing everything it holds.
     pub fn close_by_server(&mut self, ctx: &mut Context) {
         self.release(ctx);
@@ -500,9 +534,14 @@ impl Channel {
         let unacked = std::mem::take(&mut self.unacked);
         let mut pending: Vec<Unacked> = unacked.into_values().collect();
         if let Some(tx) = self.transaction.take() {
-            pending.extend(tx.acks.into_iter().chain(tx.rejects).map(|(_, u)| u));
+            pending.extend(
+                tx.settlements
+                    .into_iter()
+                    .flat_map(|(_, settled)| settled)
+                    .map(|(_, u)| u),
+            );
         }
-        self.settle(pending, true);
+        self.settle(pending, Settlement::Requeue);
     }
 }
 

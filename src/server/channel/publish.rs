@@ -29,10 +29,11 @@ impl Channel {
                 let tx = std::mem::take(self.transaction.as_mut().ok_or_else(not_transactional)?);
                 let mut last_ticket = None;
                 for routed in tx.publishes {
-                    last_ticket = self.deliver_routed(ctx, routed).or(last_ticket);
+                    last_ticket = self.deliver_routed(ctx, routed).ticket.or(last_ticket);
                 }
-                self.settle(tx.acks.into_iter().map(|(_, u)| u), false);
-                self.settle(tx.rejects.into_iter().map(|(_, u)| u), true);
+                for (how, settled) in tx.settlements {
+                    self.settle(settled.into_iter().map(|(_, u)| u), how);
+                }
                 // commit-ok promises the persistent publishes are on disk.
                 match last_ticket {
                     Some(ticket) => self.commits_on_disk.push_back(ticket),
@@ -48,8 +49,9 @@ impl Channel {
             tx::AMQPMethod::Rollback(_) => {
                 let tx = std::mem::take(self.transaction.as_mut().ok_or_else(not_transactional)?);
                 // Rolled-back acks leave their messages unacknowledged, as before.
-                self.unacked.extend(tx.acks);
-                self.unacked.extend(tx.rejects);
+                for (_, settled) in tx.settlements {
+                    self.unacked.extend(settled);
+                }
                 self.reply(
                     ctx,
                     AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
@@ -143,6 +145,7 @@ impl Channel {
         ctx.vhost
             .route(publish.exchange.as_str(), &message, &mut queues)?;
         message.check_properties(ctx.user)?;
+        message.properties = self.route_replies_here(message.properties)?;
         let routed = Routed {
             message,
             queues,
@@ -158,12 +161,20 @@ impl Channel {
         if returned {
             self.flush_confirms(ctx);
         }
-        let ticket = self.deliver_routed(ctx, routed);
+        let outcome = self.deliver_routed(ctx, routed);
         if let Some(confirms) = &mut self.confirms {
             confirms.published += 1;
-            if let Some(ticket) = ticket {
-                confirms.on_disk.push_back((confirms.published, ticket));
+            // A publish refused by any of its queues is nacked, as in RabbitMQ.
+            if outcome.rejected || outcome.ticket.is_some() {
+                confirms.waiting.push_back(WaitingConfirm {
+                    seq: confirms.published,
+                    ticket: outcome.ticket.unwrap_or(0),
+                    nack: outcome.rejected,
+                });
             }
+        }
+        if outcome.rejected {
+            self.flush_confirms(ctx);
         }
         if returned {
             self.flush_confirms(ctx);
@@ -171,9 +182,9 @@ impl Channel {
         Ok(())
     }
 
-    /// Hands a routed message to its queues, storing it first if it is
-    /// persistent and reaches durable queues; returns the store ticket then.
-    pub(super) fn deliver_routed(&mut self, ctx: &mut Context, routed: Routed) -> Option<Ticket> {
+    /// Hands a routed message to its queues (or returns it if it is
+    /// mandatory and unroutable).
+    pub(super) fn deliver_routed(&mut self, ctx: &mut Context, routed: Routed) -> Enqueueing {
         if routed.queues.is_empty() {
             if routed.mandatory {
                 let message = &routed.message;
@@ -192,56 +203,45 @@ impl Channel {
                     ctx.frame_max,
                 );
             }
-            return None;
+            return Enqueueing::default();
         }
-        let mut message = routed.message;
-        let durable: Vec<QueueId> = routed
-            .queues
-            .iter()
-            .filter_map(|q| q.config.persistence.as_ref().map(|p| p.id))
-            .collect();
-        let mut ticket = None;
-        if !durable.is_empty() && message.is_persistent() {
-            let parts = MessageParts {
-                exchange: &message.exchange,
-                routing_key: &message.routing_key,
-                properties: &message.properties,
-                body: &message.body,
-                expires_at_ms: message.expires_at_unix_ms(),
-            };
-            let (location, written) = ctx.vhost.store().publish(&durable, &parts);
-            message.stored = Some(location);
-            ticket = Some(written);
+        let outcome = ctx.vhost.enqueue(routed.message, &routed.queues);
+        if let Some(queue) = &outcome.crowded {
+            *ctx.crowded = Some(queue.clone());
         }
-        let message = Arc::new(message);
-        for queue in &routed.queues {
-            if queue.publish(message.clone()) {
-                *ctx.crowded = Some(queue.clone());
-            }
-        }
-        ticket
+        outcome
     }
 
-    /// Acks (coalesced with multiple) every publish whose message is safe: routed, and on disk if persistent.
+    /// Confirms every publish whose fate is known: acks (coalesced with
+    /// multiple) those routed and, if persistent, on disk; nacks those a queue refused.
     pub(super) fn flush_confirms(&mut self, ctx: &mut Context) {
-        if let Some(confirms) = &mut self.confirms {
-            while confirms
-                .on_disk
-                .front()
-                .is_some_and(|&(_, t)| t <= ctx.synced)
-            {
-                confirms.on_disk.pop_front();
-            }
-            let up_to = confirms
-                .on_disk
-                .front()
-                .map_or(confirms.published, |&(seq, _)| seq - 1);
+        let id = self.id;
+        let Some(confirms) = &mut self.confirms else {
+            return;
+        };
+        let ack_up_to = |confirms: &mut Confirms, out: &mut BytesMut, up_to: u64| {
             if up_to > confirms.confirmed {
                 let multiple = up_to - confirms.confirmed > 1;
                 confirms.confirmed = up_to;
-                encode::basic_ack(ctx.out, self.id, up_to, multiple);
+                encode::basic_ack(out, id, up_to, multiple);
+            }
+        };
+        while let Some(waiting) = confirms.waiting.front() {
+            if waiting.ticket > ctx.synced {
+                break;
+            }
+            let waiting = confirms.waiting.pop_front().expect("checked above");
+            if waiting.nack {
+                ack_up_to(confirms, ctx.out, waiting.seq - 1);
+                encode::basic_nack(ctx.out, id, waiting.seq);
+                confirms.confirmed = waiting.seq;
             }
         }
+        let up_to = confirms
+            .waiting
+            .front()
+            .map_or(confirms.published, |w| w.seq - 1);
+        ack_up_to(confirms, ctx.out, up_to);
     }
 
     /// Whether replies wait for the store to sync.
@@ -250,6 +250,6 @@ impl Channel {
             || self
                 .confirms
                 .as_ref()
-                .is_some_and(|c| !c.on_disk.is_empty())
+                .is_some_and(|c| !c.waiting.is_empty())
     }
 }
