@@ -30,8 +30,8 @@ pub fn assert_equivalent(
     resource: &str,
 ) -> AmqpResult<()> {
     for key in keys {
-        let old = current.inner().get(*key);
-        let new = requested.inner().get(*key);
+        let old = current.inner().get(*key).or_else(|| default_of(key));
+        let new = requested.inner().get(*key).or_else(|| default_of(key));
         if !same_value(old, new) {
             // RabbitMQ names the types only when one side has no value.
             let typed = old.is_none() || new.is_none();
@@ -43,6 +43,14 @@ pub fn assert_equivalent(
         }
     }
     Ok(())
+}
+
+/// The value an absent argument stands for: current RabbitMQ fills in the
+/// default queue type before comparing, so `classic` and no type are equivalent.
+fn default_of(key: &str) -> Option<&'static AMQPValue> {
+    static CLASSIC: std::sync::LazyLock<AMQPValue> =
+        std::sync::LazyLock::new(|| AMQPValue::LongString("classic".into()));
+    (key == "x-queue-type").then(|| &*CLASSIC)
 }
 
 /// Values are equivalent when equal within their type class (all integers are one class).

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use amq_protocol::types::FieldArray;
 
-use crate::broker::message::{Message, encode_properties, without_expiration};
+use crate::broker::message::{Message, encode_properties, without_expiration, without_header};
 use crate::broker::queue_settings::DeadLetterTarget;
 use crate::protocol::{AMQPValue, FieldTable};
 
@@ -50,7 +50,11 @@ pub fn dead_lettered(
     target: &DeadLetterTarget,
 ) -> Message {
     let mut properties = message.decode_properties().unwrap_or_default();
-    let mut headers = properties.headers().clone().unwrap_or_default();
+    // A quorum queue's delivery count describes deliveries from that queue only.
+    let mut headers = without_header(
+        &properties.headers().clone().unwrap_or_default(),
+        "x-delivery-count",
+    );
     let original_expiration = properties.expiration().clone();
     record_death(
         &mut headers,
@@ -63,16 +67,23 @@ pub fn dead_lettered(
     if original_expiration.is_some() {
         properties = without_expiration(&properties);
     }
+    let routing_key = target
+        .routing_key
+        .clone()
+        .unwrap_or_else(|| message.routing_key.clone());
     Message {
-        exchange: target.exchange.clone(),
-        routing_key: target
+        // Without a dead-letter routing key, BCC keys still route the copy.
+        bcc: target
             .routing_key
-            .clone()
-            .unwrap_or_else(|| message.routing_key.clone()),
-        properties: encode_properties(&properties).unwrap_or_else(|| message.properties.clone()),
-        body: message.body.clone(),
-        expires_at: None,
-        stored: None,
+            .is_none()
+            .then(|| message.bcc.clone())
+            .flatten(),
+        ..Message::new(
+            target.exchange.clone(),
+            routing_key,
+            encode_properties(&properties).unwrap_or_else(|| message.properties.clone()),
+            message.body.clone(),
+        )
     }
 }
 
@@ -114,7 +125,10 @@ fn record_death(
                 .map_or(0, |d| d.as_secs());
             death.insert("time".into(), AMQPValue::Timestamp(seconds));
             death.insert("exchange".into(), text(&message.exchange));
-            let keys: FieldArray = vec![text(&message.routing_key)].into();
+            // The keys it was published with: routing key and CC, never BCC.
+            let mut keys = vec![text(&message.routing_key)];
+            keys.extend(message.cc_keys().iter().map(|k| text(k)));
+            let keys: FieldArray = keys.into();
             death.insert("routing-keys".into(), AMQPValue::FieldArray(keys));
             if let Some(expiration) = original_expiration {
                 death.insert("original-expiration".into(), text(expiration));
@@ -180,14 +194,12 @@ mod tests {
     use super::*;
 
     fn message(properties: amq_protocol::protocol::basic::AMQPProperties) -> Message {
-        Message {
-            exchange: Arc::from("orders"),
-            routing_key: Arc::from("new"),
-            properties: encode_properties(&properties).unwrap(),
-            body: bytes::Bytes::from_static(b"body"),
-            expires_at: None,
-            stored: None,
-        }
+        Message::new(
+            Arc::from("orders"),
+            Arc::from("new"),
+            encode_properties(&properties).unwrap(),
+            bytes::Bytes::from_static(b"body"),
+        )
     }
 
     fn target(exchange: &str, key: Option<&str>) -> DeadLetterTarget {

@@ -254,16 +254,16 @@ impl Exchange {
         self.index = RoutingIndex::Headers(matchers);
     }
 
-    /// Appends the destinations `message` routes to (possibly repeated).
-    pub fn route(&self, message: &Message, out: &mut Vec<Destination>) {
+    /// Appends the destinations `message` routes to by `routing_key` (possibly repeated).
+    pub fn route(&self, message: &Message, routing_key: &str, out: &mut Vec<Destination>) {
         match &self.index {
             RoutingIndex::Direct(map) => {
-                if let Some(queues) = map.get(&*message.routing_key) {
+                if let Some(queues) = map.get(routing_key) {
                     out.extend(queues.iter().cloned());
                 }
             }
             RoutingIndex::Fanout(destinations) => out.extend(destinations.iter().cloned()),
-            RoutingIndex::Topic(trie) => trie.route(&message.routing_key, out),
+            RoutingIndex::Topic(trie) => trie.route(routing_key, out),
             RoutingIndex::Headers(matchers) => {
                 if matchers.is_empty() {
                     return;

@@ -38,9 +38,84 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Where the message store holds it (persistent messages in durable queues).
     pub stored: Option<Location>,
+    /// Routing keys from a `BCC` header, which is removed at publish but
+    /// still routes the message when it is dead-lettered.
+    pub bcc: Option<Box<[String]>>,
 }
 
+/// The header naming extra routing keys that consumers see.
+const CC: &str = "CC";
+/// The header naming extra routing keys that consumers do not see.
+const BCC: &str = "BCC";
+
 impl Message {
+    /// A message as published, not yet routed, stored or given an expiry.
+    pub fn new(
+        exchange: Arc<str>,
+        routing_key: Arc<str>,
+        properties: Bytes,
+        body: Bytes,
+    ) -> Message {
+        Message {
+            exchange,
+            routing_key,
+            properties,
+            body,
+            expires_at: None,
+            stored: None,
+            bcc: None,
+        }
+    }
+
+    /// RabbitMQ's sender-selected distribution: the keys of the `CC` and
+    /// `BCC` headers route the message besides its routing key. `BCC` is
+    /// removed from the headers here, so consumers never see it.
+    pub fn take_sender_keys(&mut self) -> Vec<String> {
+        if !self.may_name_keys() {
+            return Vec::new();
+        }
+        let Some(mut properties) = self.decode_properties() else {
+            return Vec::new();
+        };
+        let Some(mut headers) = properties.headers().clone() else {
+            return Vec::new();
+        };
+        let mut keys = self.cc_keys();
+        if let Some(bcc) = headers.inner().get(BCC).map(keys_of) {
+            keys.extend(bcc.iter().cloned());
+            self.bcc = Some(bcc.into_boxed_slice());
+            headers = without_header(&headers, BCC);
+            properties = properties.with_headers(headers);
+            if let Some(encoded) = encode_properties(&properties) {
+                self.properties = encoded;
+            }
+        }
+        keys
+    }
+
+    /// The keys of the `CC` header.
+    pub fn cc_keys(&self) -> Vec<String> {
+        if !self.may_name_keys() {
+            return Vec::new();
+        }
+        self.headers()
+            .and_then(|h| h.inner().get(CC).map(keys_of))
+            .unwrap_or_default()
+    }
+
+    /// Every key the message was routed by: its routing key, `CC` and `BCC`.
+    pub fn all_routing_keys(&self) -> Vec<String> {
+        let mut keys = vec![self.routing_key.to_string()];
+        keys.extend(self.cc_keys());
+        keys.extend(self.bcc.iter().flatten().cloned());
+        keys
+    }
+
+    /// A cheap test that skips decoding for the many messages without `CC`/`BCC`.
+    fn may_name_keys(&self) -> bool {
+        self.properties.windows(2).any(|w| w == CC.as_bytes())
+    }
+
     /// Decodes the properties; `None` if the publisher sent an undecodable set.
     pub fn decode_properties(&self) -> Option<AMQPProperties> {
         parse_properties(&self.properties[..]).ok().map(|(_, p)| p)
@@ -49,12 +124,14 @@ impl Message {
     /// A message read back from the store.
     pub fn recovered(stored: &StoredMessage, location: Location) -> Message {
         Message {
-            exchange: Arc::from(stored.exchange.as_str()),
-            routing_key: Arc::from(stored.routing_key.as_str()),
-            properties: stored.properties.clone(),
-            body: stored.body.clone(),
             expires_at: instant_of_unix_ms(stored.expires_at_ms),
             stored: Some(location),
+            ..Message::new(
+                Arc::from(stored.exchange.as_str()),
+                Arc::from(stored.routing_key.as_str()),
+                stored.properties.clone(),
+                stored.body.clone(),
+            )
         }
     }
 
@@ -123,6 +200,7 @@ impl Message {
             body: self.body.clone(),
             expires_at: self.expires_at,
             stored: self.stored,
+            bcc: self.bcc.clone(),
         }
     }
 
@@ -174,6 +252,26 @@ pub fn without_expiration(p: &AMQPProperties) -> AMQPProperties {
         cluster_id => with_cluster_id
     );
     out
+}
+
+/// The table without `key` (amq-protocol's tables offer no removal).
+pub fn without_header(table: &FieldTable, key: &str) -> FieldTable {
+    let mut entries = table.inner().clone();
+    entries.remove(key);
+    entries.into()
+}
+
+/// The strings of a `CC`/`BCC` header (an array of strings, or one string).
+fn keys_of(value: &AMQPValue) -> Vec<String> {
+    let text = |v: &AMQPValue| match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    };
+    match value {
+        AMQPValue::FieldArray(array) => array.as_slice().iter().filter_map(text).collect(),
+        other => text(other).into_iter().collect(),
+    }
 }
 
 /// Encodes a property set as a content header carries it.

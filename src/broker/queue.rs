@@ -475,6 +475,8 @@ impl Queue {
         if no_ack {
             self.forget(message.message.stored);
         }
+        // The count reported leaves out what has expired at the new head.
+        self.expire_head(&mut state);
         let left = state.ready.len() as u32;
         Some((self.with_delivery_count(message), left))
     }
@@ -534,6 +536,15 @@ impl Queue {
     /// redelivered; past a quorum queue's delivery limit they die instead.
     pub fn requeue(self: &Arc<Self>, messages: impl IntoIterator<Item = QueuedMessage>) {
         let mut state = self.lock();
+        self.requeue_locked(&mut state, messages);
+        self.dispatch_locked(&mut state);
+    }
+
+    fn requeue_locked(
+        self: &Arc<Self>,
+        state: &mut QueueState,
+        messages: impl IntoIterator<Item = QueuedMessage>,
+    ) {
         let limit = self.config.settings.delivery_limit;
         for mut message in messages {
             if state.deleted {
@@ -543,19 +554,22 @@ impl Queue {
             message.entry.redelivered = true;
             message.entry.returns += 1;
             if limit.is_some_and(|limit| u64::from(message.entry.returns) > limit) {
-                self.kill(&mut state, message.message, Reason::DeliveryLimit);
+                self.kill(state, message.message, Reason::DeliveryLimit);
                 continue;
             }
             state.ready.insert_in_order(message);
         }
-        self.dispatch_locked(&mut state);
+        // A full drop-head queue drops what is now at its head, requeued or not.
+        self.drop_over_limit(state);
     }
 
     /// Attaches a consumer, enforcing exclusive consumption.
     pub fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> AmqpResult<()> {
         let mut state = self.lock();
+        // A single-active-consumer queue refuses exclusive consumers outright, as RabbitMQ does.
         if state.consumers.iter().any(|c| c.exclusive)
-            || (consumer.exclusive && !state.consumers.is_empty())
+            || (consumer.exclusive
+                && (!state.consumers.is_empty() || self.config.settings.single_active_consumer))
         {
             return Err(AmqpError::access_refused(format!(
                 "queue '{}' in vhost '{}' in exclusive use",
@@ -568,14 +582,18 @@ impl Queue {
         Ok(())
     }
 
-    /// Detaches a consumer.
+    /// Detaches a consumer, putting back `returned` deliveries (of a closing
+    /// channel) in the same step, so that a successor sees them first.
     pub fn remove_consumer(
         self: &Arc<Self>,
         connection: ConnectionId,
         channel: u16,
         tag: &str,
+        returned: Vec<QueuedMessage>,
     ) -> ConsumerRemoval {
         let mut state = self.lock();
+        let returned_any = !returned.is_empty();
+        self.requeue_locked(&mut state, returned);
         let before = state.consumers.len();
         state
             .consumers
@@ -587,10 +605,13 @@ impl Queue {
         if state.consumers.is_empty() && self.config.auto_delete && !state.deleted {
             return ConsumerRemoval::RemovedLastOfAutoDelete;
         }
+        // As in RabbitMQ, a cancel alone does not dispatch: a single active
+        // consumer's successor starts with the next queue event, so that a
+        // client cancelling before it closes its channel (pika does) still
+        // sees the returned deliveries first.
         if state.consumers.is_empty() {
             self.watch_expires(&mut state);
-        } else {
-            // A single active consumer's successor may take over.
+        } else if returned_any {
             self.dispatch_locked(&mut state);
         }
         ConsumerRemoval::Removed

@@ -178,9 +178,13 @@ impl QueueSettings {
         };
         let dead_letter_exchange = match args.get("x-dead-letter-exchange") {
             None => None,
-            Some(value) => {
-                Some(string(value).map_err(|p| args.invalid("x-dead-letter-exchange", p))?)
-            }
+            // RabbitMQ's channel checks this one before the queue's validators, in its own words.
+            Some(value) => Some(string(value).map_err(|_| {
+                AmqpError::precondition_failed(format!(
+                    "invalid type '{}' for arg 'x-dead-letter-exchange' in {resource}",
+                    type_name(value)
+                ))
+            })?),
         };
         let dead_letter_routing_key = match args.get("x-dead-letter-routing-key") {
             None => None,

@@ -18,7 +18,7 @@ use crate::broker::queue::{
     ConnectionId, Enqueued, Persistence, Queue, QueueConfig, RecoveredMessage,
 };
 use crate::broker::queue_settings::{DeadLetterTarget, QueueKind, QueueSettings};
-use crate::error::{AmqpError, AmqpResult};
+use crate::error::{AmqpError, AmqpResult, ReplyCode};
 use crate::protocol::FieldTable;
 use crate::store::definitions::{
     BindingDefinition, DefinitionStore, ExchangeDefinition, QueueDefinition, VHostDefinitions,
@@ -129,8 +129,8 @@ pub struct Enqueueing {
 /// What `queue.declare-ok` reports.
 #[derive(Debug)]
 pub struct DeclaredQueue {
-    /// The queue.
-    pub queue: Arc<Queue>,
+    /// The queue's name.
+    pub name: Arc<str>,
     /// Ready messages.
     pub message_count: u32,
     /// Attached consumers.
@@ -538,7 +538,15 @@ impl VHost {
         connection: ConnectionId,
     ) -> AmqpResult<DeclaredQueue> {
         if declare.name.starts_with(DIRECT_REPLY_TO) {
-            // As in RabbitMQ, every declaration of a reply-to name is passive.
+            // As in RabbitMQ, every declaration of a reply-to name is passive,
+            // and the pseudo-queue itself always has its one consumer.
+            if declare.name == DIRECT_REPLY_TO {
+                return Ok(DeclaredQueue {
+                    name: Arc::from(DIRECT_REPLY_TO),
+                    message_count: 0,
+                    consumer_count: 1,
+                });
+            }
             let queue = self.reply_queues.lock().get(declare.name.as_str()).cloned();
             return queue
                 .map(Self::declared)
@@ -550,14 +558,14 @@ impl VHost {
             queue.touch();
             return Ok(Self::declared(queue));
         }
-        let name = if declare.name.is_empty() {
+        let server_named = declare.name.is_empty();
+        let name = if server_named {
             names::generate("amq.gen")
         } else {
             Self::check_name("queue", &declare.name)?;
             declare.name
         };
         let resource = self.describe("queue", &name);
-        let settings = QueueSettings::parse(&declare.arguments, &resource)?;
         let owner = declare.exclusive.then_some(connection);
         let durable = declare.durable && !declare.exclusive;
         let mut definitions = self.definitions.write();
@@ -586,7 +594,14 @@ impl VHost {
             queue.touch();
             return Ok(Self::declared(queue.clone()));
         }
+        // As in RabbitMQ, arguments are validated only when the queue is created.
+        let settings = QueueSettings::parse(&declare.arguments, &resource)?;
         if settings.kind == QueueKind::Quorum {
+            if server_named {
+                return Err(AmqpError::precondition_failed(
+                    "Cannot declare a server-named queue for type rabbit_quorum_queue",
+                ));
+            }
             // RabbitMQ's quorum queue property checks, in its order.
             for (invalid, property) in [
                 (declare.auto_delete, "auto-delete"),
@@ -625,9 +640,9 @@ impl VHost {
 
     fn declared(queue: Arc<Queue>) -> DeclaredQueue {
         DeclaredQueue {
+            name: queue.config.name.clone(),
             message_count: queue.message_count(),
             consumer_count: queue.consumer_count(),
-            queue,
         }
     }
 
@@ -726,7 +741,8 @@ impl VHost {
         Ok(())
     }
 
-    /// `queue.unbind` and `exchange.unbind`; removing what is not bound succeeds, as in RabbitMQ.
+    /// `queue.unbind` and `exchange.unbind`. As in RabbitMQ, removing what is
+    /// not bound succeeds, even when either end does not exist.
     pub fn unbind(
         &self,
         source: &str,
@@ -737,7 +753,11 @@ impl VHost {
     ) -> AmqpResult<()> {
         let mut definitions = self.definitions.write();
         let durable = definitions.binding_is_durable(source, &destination);
-        let exchange = self.binding_source(&mut definitions, source, &destination, connection)?;
+        let exchange = match self.binding_source(&mut definitions, source, &destination, connection)
+        {
+            Err(e) if e.code == ReplyCode::NotFound => return Ok(()),
+            found => found?,
+        };
         let binding = Binding {
             destination,
             routing_key: Arc::from(routing_key),
@@ -828,8 +848,13 @@ impl VHost {
     ) {
         let dead = dead_letter::dead_lettered(message, reason, queue, target);
         let mut queues = Vec::new();
+        // Without a dead-letter routing key the copy goes by all its original keys.
+        let sender_keys = match target.routing_key {
+            Some(_) => Vec::new(),
+            None => dead.all_routing_keys().split_off(1),
+        };
         if self
-            .resolve(&target.exchange, &dead, &mut queues, false)
+            .resolve(&target.exchange, &dead, &sender_keys, &mut queues, false)
             .is_err()
         {
             return;
@@ -850,14 +875,16 @@ impl VHost {
         }
     }
 
-    /// Resolves the queues a message a client publishes to `exchange` reaches.
+    /// Resolves the queues a message a client publishes to `exchange` reaches,
+    /// by its routing key and the `CC`/`BCC` keys in `sender_keys`.
     pub fn route(
         &self,
         exchange: &str,
         message: &Message,
+        sender_keys: &[String],
         out: &mut Vec<Arc<Queue>>,
     ) -> AmqpResult<()> {
-        self.resolve(exchange, message, out, true)
+        self.resolve(exchange, message, sender_keys, out, true)
     }
 
     /// Resolves the queues a message reaches; only clients are kept off internal exchanges.
@@ -865,18 +892,25 @@ impl VHost {
         &self,
         exchange: &str,
         message: &Message,
+        sender_keys: &[String],
         out: &mut Vec<Arc<Queue>>,
         from_client: bool,
     ) -> AmqpResult<()> {
         let definitions = self.definitions.read();
+        let keys =
+            || std::iter::once(&*message.routing_key).chain(sender_keys.iter().map(String::as_str));
         if exchange.is_empty() {
-            let key = &*message.routing_key;
-            match definitions.queues.get(key) {
-                Some(queue) => out.push(queue.clone()),
-                None if key.starts_with(DIRECT_REPLY_TO) => {
-                    out.extend(self.reply_queues.lock().get(key).cloned());
+            for key in keys() {
+                match definitions.queues.get(key) {
+                    Some(queue) => out.push(queue.clone()),
+                    None if key.starts_with(DIRECT_REPLY_TO) => {
+                        out.extend(self.reply_queues.lock().get(key).cloned());
+                    }
+                    None => {}
                 }
-                None => {}
+            }
+            if !sender_keys.is_empty() {
+                dedup_queues(out);
             }
             return Ok(());
         }
@@ -899,7 +933,9 @@ impl VHost {
             let Some(exchange) = definitions.exchanges.get(name) else {
                 continue;
             };
-            exchange.route(message, &mut destinations);
+            for key in keys() {
+                exchange.route(message, key, &mut destinations);
+            }
             if destinations.is_empty()
                 && let Some(alternate) = exchange.alternate_exchange()
             {
@@ -925,4 +961,10 @@ impl VHost {
         );
         Ok(())
     }
+}
+
+/// Removes repeated queues, keeping the first of each.
+fn dedup_queues(queues: &mut Vec<Arc<Queue>>) {
+    let mut seen = std::collections::HashSet::new();
+    queues.retain(|q| seen.insert(Arc::as_ptr(q)));
 }

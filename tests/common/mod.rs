@@ -5,6 +5,7 @@
 
 pub mod lapin;
 pub mod raw;
+pub mod x_death;
 
 use std::net::SocketAddr;
 

@@ -57,12 +57,25 @@ impl Channel {
         Ok(())
     }
 
-    /// Detaches a consumer; deletes its queue if it was the last of an auto-delete queue.
-    pub(super) fn cancel_consumer(&mut self, ctx: &mut Context, tag: &str) {
+    /// Detaches a consumer, returning `returned` deliveries to its queue in
+    /// the same step; deletes the queue if it was the last consumer of an
+    /// auto-delete queue.
+    pub(super) fn cancel_consumer(&mut self, ctx: &mut Context, tag: &str, returned: Vec<Unacked>) {
         let Some(consumer) = self.consumers.remove(tag) else {
-            return;
+            return self.settle(returned, Settlement::Requeue);
         };
-        let removal = consumer.queue.remove_consumer(ctx.connection, self.id, tag);
+        let returned = returned
+            .into_iter()
+            .map(|unacked| {
+                if let Some(credit) = &unacked.credit {
+                    credit.release(1);
+                }
+                unacked.message
+            })
+            .collect();
+        let removal = consumer
+            .queue
+            .remove_consumer(ctx.connection, self.id, tag, returned);
         self.close_replies(ctx, &consumer.queue);
         if removal == ConsumerRemoval::RemovedLastOfAutoDelete {
             ctx.vhost.remove_queue(&consumer.queue);

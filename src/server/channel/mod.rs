@@ -337,10 +337,10 @@ impl Channel {
                     },
                     connection,
                 )?;
-                self.last_declared_queue = Some(declared.queue.config.name.clone());
+                self.last_declared_queue = Some(declared.name.clone());
                 if !d.nowait {
                     let ok = queue::DeclareOk {
-                        queue: declared.queue.name().into(),
+                        queue: (&*declared.name).into(),
                         message_count: declared.message_count,
                         consumer_count: declared.consumer_count,
                     };
@@ -443,7 +443,8 @@ impl Channel {
             }
             basic::AMQPMethod::Consume(c) => self.consume(ctx, c),
             basic::AMQPMethod::Cancel(c) => {
-                self.cancel_consumer(ctx, c.consumer_tag.as_str());
+                // Unacknowledged deliveries stay with the channel, as in RabbitMQ.
+                self.cancel_consumer(ctx, c.consumer_tag.as_str(), Vec::new());
                 if !c.nowait {
                     let ok = basic::CancelOk {
                         consumer_tag: c.consumer_tag,
@@ -527,10 +528,6 @@ impl Channel {
     /// Releases consumers and requeues unacknowledged deliveries (channel or connection end).
     pub fn release(&mut self, ctx: &mut Context) {
         self.publish = None;
-        let tags: Vec<Arc<str>> = self.consumers.keys().cloned().collect();
-        for tag in tags {
-            self.cancel_consumer(ctx, &tag);
-        }
         let unacked = std::mem::take(&mut self.unacked);
         let mut pending: Vec<Unacked> = unacked.into_values().collect();
         if let Some(tx) = self.transaction.take() {
@@ -540,6 +537,17 @@ impl Channel {
                     .flat_map(|(_, settled)| settled)
                     .map(|(_, u)| u),
             );
+        }
+        // Each consumer leaves together with the deliveries its queue gets
+        // back, so that a single active consumer's successor sees them first.
+        let tags: Vec<Arc<str>> = self.consumers.keys().cloned().collect();
+        for tag in tags {
+            let queue = self.consumers[&tag].queue.clone();
+            let (returned, rest) = pending
+                .into_iter()
+                .partition(|u| Arc::ptr_eq(&u.queue, &queue));
+            pending = rest;
+            self.cancel_consumer(ctx, &tag, returned);
         }
         self.settle(pending, Settlement::Requeue);
     }

@@ -28,11 +28,18 @@ impl Channel {
             tx::AMQPMethod::Commit(_) => {
                 let tx = std::mem::take(self.transaction.as_mut().ok_or_else(not_transactional)?);
                 let mut last_ticket = None;
+                let mut refused = false;
                 for routed in tx.publishes {
-                    last_ticket = self.deliver_routed(ctx, routed).ticket.or(last_ticket);
+                    let outcome = self.deliver_routed(ctx, routed);
+                    last_ticket = outcome.ticket.or(last_ticket);
+                    refused |= outcome.rejected;
                 }
                 for (how, settled) in tx.settlements {
                     self.settle(settled.into_iter().map(|(_, u)| u), how);
+                }
+                // A queue refused a publish (length limit): what was accepted stays.
+                if refused {
+                    return Err(AmqpError::precondition_failed("partial tx completion"));
                 }
                 // commit-ok promises the persistent publishes are on disk.
                 match last_ticket {
@@ -133,17 +140,20 @@ impl Channel {
                 joined.freeze()
             }
         };
-        let mut message = Message {
-            exchange: Arc::from(publish.exchange.as_str()),
-            routing_key: Arc::from(publish.routing_key.as_str()),
+        let mut message = Message::new(
+            Arc::from(publish.exchange.as_str()),
+            Arc::from(publish.routing_key.as_str()),
             properties,
             body,
-            expires_at: None,
-            stored: None,
-        };
+        );
+        let sender_keys = message.take_sender_keys();
         let mut queues = Vec::new();
-        ctx.vhost
-            .route(publish.exchange.as_str(), &message, &mut queues)?;
+        ctx.vhost.route(
+            publish.exchange.as_str(),
+            &message,
+            &sender_keys,
+            &mut queues,
+        )?;
         message.check_properties(ctx.user)?;
         message.properties = self.route_replies_here(message.properties)?;
         let routed = Routed {
