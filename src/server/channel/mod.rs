@@ -138,6 +138,9 @@ pub struct Channel {
     last_declared_queue: Option<Arc<str>>,
     /// The direct reply-to pseudo-queue this channel consumes from, if any.
     direct_reply: Option<Arc<Queue>>,
+    /// The exchange and routing key of the last publish, shared by the
+    /// messages that repeat them (most do) instead of allocated for each.
+    last_address: (Arc<str>, Arc<str>),
     /// Tickets that pending tx.commit-oks wait for (0: waits only for those before it).
     commits_on_disk: VecDeque<Ticket>,
 }
@@ -159,6 +162,7 @@ impl Channel {
             credit_released: false,
             last_declared_queue: None,
             direct_reply: None,
+            last_address: (Arc::from(""), Arc::from("")),
             commits_on_disk: VecDeque::new(),
         }
     }

@@ -140,12 +140,9 @@ impl Channel {
                 joined.freeze()
             }
         };
-        let mut message = Message::new(
-            Arc::from(publish.exchange.as_str()),
-            Arc::from(publish.routing_key.as_str()),
-            properties,
-            body,
-        );
+        let (exchange, routing_key) =
+            self.address(publish.exchange.as_str(), publish.routing_key.as_str());
+        let mut message = Message::new(exchange, routing_key, properties, body);
         let sender_keys = message.take_sender_keys();
         let mut queues = Vec::new();
         ctx.vhost.route(
@@ -190,6 +187,18 @@ impl Channel {
             self.flush_confirms(ctx);
         }
         Ok(())
+    }
+
+    /// The shared names for a publish's exchange and routing key.
+    fn address(&mut self, exchange: &str, routing_key: &str) -> (Arc<str>, Arc<str>) {
+        let (last_exchange, last_key) = &mut self.last_address;
+        if &**last_exchange != exchange {
+            *last_exchange = Arc::from(exchange);
+        }
+        if &**last_key != routing_key {
+            *last_key = Arc::from(routing_key);
+        }
+        (last_exchange.clone(), last_key.clone())
     }
 
     /// Hands a routed message to its queues (or returns it if it is
