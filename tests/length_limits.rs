@@ -5,8 +5,8 @@
 mod common;
 
 use common::lapin::{
-    Inbox, confirming, consume, counts, drain, exclusive_queue, int, invalid_arg, ok, owned,
-    publish, publish_confirmed, publish_with, refused_declare, setup, text,
+    Inbox, assert_invalid_args, confirming, consume, counts, drain, exclusive_queue, int, ok,
+    owned, publish, publish_confirmed, publish_with, setup, text,
 };
 use common::x_death::{Death, deaths};
 use lapin::{
@@ -204,19 +204,7 @@ async fn invalid_length_arguments_are_refused() {
         ("x-overflow", text("drop-tail"), "invalid_overflow"),
         ("x-overflow", int(1), "{unacceptable_type,signedint}"),
     ];
-    for (key, value, detail) in cases {
-        assert_eq!(
-            refused_declare(
-                &conn,
-                &queue,
-                QueueDeclareOptions::exclusive(),
-                &[(key, value.clone())]
-            )
-            .await,
-            invalid_arg(&queue, key, detail),
-            "{key} = {value:?}"
-        );
-    }
+    assert_invalid_args(&conn, &queue, &cases).await;
     // Zero is a valid limit.
     let ch = ok(conn.create_channel()).await;
     ok(common::lapin::declare_with(

@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::lapin::{
-    confirming, consume, counts, declare_with, drain, exclusive_queue, int, invalid_arg, ok, owned,
-    publish_confirmed, publish_with, refused_declare, routes_to, setup, text, wait_until,
+    assert_invalid_args, confirming, consume, counts, declare_with, drain, exclusive_queue, int,
+    ok, owned, publish_confirmed, publish_with, routes_to, setup, text, wait_until,
 };
 use lapin::{
     BasicProperties, Channel,
@@ -216,19 +216,7 @@ async fn invalid_ttl_arguments_are_refused() {
             "\"expected integer, got bool\"",
         ),
     ];
-    for (key, value, detail) in cases {
-        assert_eq!(
-            refused_declare(
-                &conn,
-                &queue,
-                QueueDeclareOptions::exclusive(),
-                &[(key, value.clone())]
-            )
-            .await,
-            invalid_arg(&queue, key, detail),
-            "{key} = {value:?}"
-        );
-    }
+    assert_invalid_args(&conn, &queue, &cases).await;
     // The largest accepted value is ten years in milliseconds.
     let ch = ok(conn.create_channel()).await;
     let ten_years = AMQPValue::LongLongInt(315_360_000_000);

@@ -65,7 +65,8 @@ fn same_value(a: Option<&AMQPValue>, b: Option<&AMQPValue>) -> bool {
     }
 }
 
-fn as_integer(value: &AMQPValue) -> Option<i128> {
+/// An integer of any width, or `None` for other types.
+pub fn as_integer(value: &AMQPValue) -> Option<i64> {
     Some(match *value {
         AMQPValue::ShortShortInt(v) => v.into(),
         AMQPValue::ShortShortUInt(v) => v.into(),
@@ -111,7 +112,9 @@ fn describe(value: Option<&AMQPValue>, typed: bool) -> String {
     }
 }
 
-/// RabbitMQ's name for a field table value's type.
+/// The atom RabbitMQ's table parser (`rabbit_binary_parser`) tags a value
+/// with; it shows in error texts and decides equality inside arrays and
+/// nested tables.
 pub fn type_name(value: &AMQPValue) -> &'static str {
     match value {
         AMQPValue::Boolean(_) => "bool",
@@ -125,8 +128,8 @@ pub fn type_name(value: &AMQPValue) -> &'static str {
         AMQPValue::Float(_) => "float",
         AMQPValue::Double(_) => "double",
         AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ShortString(_) => "shortstr",
-        AMQPValue::LongString(_) => "longstr",
+        // A short string only exists when built in code; it is a string.
+        AMQPValue::ShortString(_) | AMQPValue::LongString(_) => "longstr",
         AMQPValue::FieldArray(_) => "array",
         AMQPValue::Timestamp(_) => "timestamp",
         AMQPValue::FieldTable(_) => "table",

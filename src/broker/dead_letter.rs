@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use amq_protocol::types::FieldArray;
 
+use crate::broker::arguments::as_integer;
 use crate::broker::message::{Message, encode_properties, without_expiration, without_header};
 use crate::broker::queue_settings::DeadLetterTarget;
 use crate::protocol::{AMQPValue, FieldTable};
@@ -108,10 +109,7 @@ fn record_death(
     });
     let death = match same.map(|at| deaths.remove(at)) {
         Some(AMQPValue::FieldTable(mut death)) => {
-            let count = match death.inner().get("count") {
-                Some(value) => crate::broker::queue_settings::integer(value).unwrap_or(0),
-                None => 0,
-            };
+            let count = death.inner().get("count").and_then(as_integer).unwrap_or(0);
             death.insert("count".into(), AMQPValue::LongLongInt(count + 1));
             death
         }

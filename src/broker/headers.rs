@@ -19,6 +19,8 @@
 
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, ShortString};
 
+use crate::broker::arguments::type_name;
+
 /// How a headers binding combines its match keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum XMatch {
@@ -60,7 +62,7 @@ impl HeadersBinding {
             // a string built in code is still a string.
             Some(AMQPValue::ShortString(s)) => parse_x_match(s.as_str().as_bytes())?,
             Some(other) => {
-                let prefix = format!("Invalid x-match field type {} (value ", type_atom(other));
+                let prefix = format!("Invalid x-match field type {} (value ", type_name(other));
                 return Err(erl::format_message(
                     &prefix,
                     &erl::Term::value(other),
@@ -124,32 +126,6 @@ fn parse_x_match(value: &[u8]) -> Result<XMatch, String> {
             &erl::Term::Bin(other.to_vec()),
             "; expected all, any, all-with-x, or any-with-x",
         )),
-    }
-}
-
-/// The atom RabbitMQ's table parser (`rabbit_binary_parser`) tags a value
-/// with; it shows in error texts and decides equality inside arrays and
-/// nested tables.
-fn type_atom(v: &AMQPValue) -> &'static str {
-    match v {
-        AMQPValue::Boolean(_) => "bool",
-        AMQPValue::ShortShortInt(_) => "byte",
-        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
-        AMQPValue::ShortInt(_) => "short",
-        AMQPValue::ShortUInt(_) => "unsignedshort",
-        AMQPValue::LongInt(_) => "signedint",
-        AMQPValue::LongUInt(_) => "unsignedint",
-        AMQPValue::LongLongInt(_) => "long",
-        AMQPValue::Float(_) => "float",
-        AMQPValue::Double(_) => "double",
-        AMQPValue::DecimalValue(_) => "decimal",
-        // A short string only exists when built in code; it is a string.
-        AMQPValue::ShortString(_) | AMQPValue::LongString(_) => "longstr",
-        AMQPValue::FieldArray(_) => "array",
-        AMQPValue::Timestamp(_) => "timestamp",
-        AMQPValue::FieldTable(_) => "table",
-        AMQPValue::ByteArray(_) => "binary",
-        AMQPValue::Void => "void",
     }
 }
 
@@ -231,7 +207,7 @@ fn values_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
 
 /// `==` on `{Type, Value}` elements of arrays and nested tables.
 fn tagged_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
-    type_atom(a) == type_atom(b) && values_equal(a, b)
+    type_name(a) == type_name(b) && values_equal(a, b)
 }
 
 /// Erlang compares an integer and a float exactly (`1 == 1.0`, but
@@ -246,7 +222,7 @@ fn int_equals_float(i: i128, f: f64) -> bool {
 /// RabbitMQ's x-match errors contain exactly as OTP 25 prints them, line
 /// breaks of long terms included.
 mod erl {
-    use super::{AMQPValue, type_atom};
+    use super::{AMQPValue, type_name};
 
     /// Line length `~p` wraps at.
     const LINE: i64 = 80;
@@ -285,7 +261,7 @@ mod erl {
                 AMQPValue::FieldArray(a) => Term::List(
                     a.as_slice()
                         .iter()
-                        .map(|v| Term::Tuple(vec![Term::Atom(type_atom(v)), Term::value(v)]))
+                        .map(|v| Term::Tuple(vec![Term::Atom(type_name(v)), Term::value(v)]))
                         .collect(),
                 ),
                 // In key order: the wire order RabbitMQ would print is gone.
@@ -295,7 +271,7 @@ mod erl {
                         .map(|(k, v)| {
                             Term::Tuple(vec![
                                 Term::Bin(k.as_str().as_bytes().to_vec()),
-                                Term::Atom(type_atom(v)),
+                                Term::Atom(type_name(v)),
                                 Term::value(v),
                             ])
                         })

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::arguments::type_name;
+use crate::broker::arguments::{as_integer, type_name};
 use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::{AMQPValue, FieldTable};
 
@@ -288,18 +288,7 @@ impl Args<'_> {
 
 /// An integer of any width, or RabbitMQ's complaint about the type.
 pub fn integer(value: &AMQPValue) -> Result<i64, String> {
-    Ok(match *value {
-        AMQPValue::ShortShortInt(v) => v.into(),
-        AMQPValue::ShortShortUInt(v) => v.into(),
-        AMQPValue::ShortInt(v) => v.into(),
-        AMQPValue::ShortUInt(v) => v.into(),
-        AMQPValue::LongInt(v) => v.into(),
-        AMQPValue::LongUInt(v) => v.into(),
-        AMQPValue::LongLongInt(v) => v,
-        ref other => {
-            return Err(format!("\"expected integer, got {}\"", type_name(other)));
-        }
-    })
+    as_integer(value).ok_or_else(|| format!("\"expected integer, got {}\"", type_name(value)))
 }
 
 /// A string argument, or RabbitMQ's complaint about the type.

@@ -350,6 +350,28 @@ pub async fn refused_declare(
     refusal
 }
 
+/// Declares `queue` (exclusive) with each (argument, value) in turn and expects
+/// RabbitMQ's refusal with the given reason.
+pub async fn assert_invalid_args(
+    conn: &Connection,
+    queue: &str,
+    cases: &[(&str, AMQPValue, &str)],
+) {
+    for (key, value, detail) in cases {
+        assert_eq!(
+            refused_declare(
+                conn,
+                queue,
+                QueueDeclareOptions::exclusive(),
+                &[(key, value.clone())]
+            )
+            .await,
+            invalid_arg(queue, key, detail),
+            "{key} = {value:?}"
+        );
+    }
+}
+
 /// RabbitMQ's refusal of an invalid queue argument; `detail` is the reason as Erlang prints it.
 pub fn invalid_arg(queue: &str, key: &str, detail: &str) -> (u16, String) {
     (
