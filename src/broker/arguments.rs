@@ -74,7 +74,7 @@ pub fn as_integer(value: &AMQPValue) -> Option<i64> {
         AMQPValue::ShortUInt(v) => v.into(),
         AMQPValue::LongInt(v) => v.into(),
         AMQPValue::LongUInt(v) => v.into(),
-        AMQPValue::LongLongInt(v) => v.into(),
+        AMQPValue::LongLongInt(v) => v,
         _ => return None,
     })
 }
