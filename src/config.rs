@@ -15,10 +15,14 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log filter, e.g. `info` or `warren=debug` (`WARREN_LOG`).
     pub log: String,
-    /// The user created at start (`WARREN_DEFAULT_USER`).
+    /// The user created, with full permissions on `/`, when the broker
+    /// first starts on an empty data directory (`WARREN_DEFAULT_USER`).
     pub default_user: String,
     /// Its password (`WARREN_DEFAULT_PASS`).
     pub default_pass: String,
+    /// Most client connections open at once; unlimited when unset
+    /// (`WARREN_CONNECTION_MAX`, RabbitMQ's `connection_max`).
+    pub connection_max: Option<u32>,
     /// Heartbeat interval offered to clients, seconds (`WARREN_HEARTBEAT`).
     pub heartbeat: u16,
     /// Largest frame offered to clients (`WARREN_FRAME_MAX`).

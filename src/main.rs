@@ -15,7 +15,7 @@ use warren::config::{Config, Overrides};
 /// WARREN_* environment variables (WARREN_LISTEN, WARREN_DATA_DIR, WARREN_LOG,
 /// WARREN_DEFAULT_USER, WARREN_DEFAULT_PASS, WARREN_HEARTBEAT, WARREN_FRAME_MAX,
 /// WARREN_CHANNEL_MAX, WARREN_MAX_MESSAGE_SIZE, WARREN_SYNC_INTERVAL_MS,
-/// WARREN_QUEUE_IN_MEMORY_LIMIT), then these flags.
+/// WARREN_QUEUE_IN_MEMORY_LIMIT, WARREN_CONNECTION_MAX), then these flags.
 #[derive(Debug, Parser)]
 #[command(name = "warren", version)]
 struct Flags {
@@ -31,7 +31,7 @@ struct Flags {
     /// Log filter: error, warn, info, debug, trace, or a tracing directive [default: info].
     #[arg(long, value_name = "LEVEL")]
     log: Option<String>,
-    /// Name of the user created at start [default: guest].
+    /// Name of the user created on the first start [default: guest].
     #[arg(long, value_name = "NAME")]
     default_user: Option<String>,
     /// Password of that user [default: guest].

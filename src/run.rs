@@ -1,6 +1,6 @@
 //! Wiring: from a [`Config`] to a bound server.
 
-use crate::auth::Users;
+use crate::auth::DefaultUser;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::server::Server;
@@ -14,16 +14,20 @@ pub async fn bind(config: &Config) -> std::io::Result<Server> {
         0 => SyncPolicy::EveryBatch,
         ms => SyncPolicy::Interval(std::time::Duration::from_millis(ms)),
     };
-    let users = Users::with_user(&config.default_user, &config.default_pass);
+    let default_user = DefaultUser {
+        name: config.default_user.clone(),
+        password: config.default_pass.clone(),
+    };
     let broker = Broker::open(
         &config.data_dir,
-        users,
+        &default_user,
         policy,
         config.queue_in_memory_limit,
         config.disk_free_limit,
         config.memory_limit(),
     )?;
     broker.alarms().monitor(&config.data_dir);
+    broker.connections().set_max(config.connection_max);
     let settings = ConnectionSettings {
         limits: Limits {
             channel_max: config.channel_max,

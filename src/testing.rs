@@ -15,7 +15,10 @@ use crate::config::{Config, Overrides};
 pub struct InProcessServer {
     addr: SocketAddr,
     broker: Arc<Broker>,
+    config: Config,
     data_dir: PathBuf,
+    /// Keep the data directory when stopped (to start again on it).
+    keep_data: bool,
     shutdown: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -36,8 +39,35 @@ impl InProcessServer {
         ));
         let mut config = Config::load(Overrides::default()).expect("default configuration");
         config.listen = "127.0.0.1:0".parse().expect("literal address");
-        config.data_dir = data_dir.clone();
+        config.data_dir = data_dir;
         configure(&mut config);
+        InProcessServer::start_on(config)
+    }
+
+    /// Stops the broker cleanly and starts it again on the same data
+    /// directory and settings (on a new port).
+    pub fn restart(self) -> InProcessServer {
+        self.restart_with(|| {})
+    }
+
+    /// Like [`InProcessServer::restart`], running `while_stopped` between
+    /// the stop and the start (to change files in the data directory).
+    pub fn restart_with(mut self, while_stopped: impl FnOnce()) -> InProcessServer {
+        self.keep_data = true;
+        let config = self.config.clone();
+        drop(self);
+        while_stopped();
+        InProcessServer::start_on(config)
+    }
+
+    /// The broker's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    fn start_on(config: Config) -> InProcessServer {
+        let data_dir = config.data_dir.clone();
+        let thread_config = config.clone();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -47,7 +77,9 @@ impl InProcessServer {
                 .build()
                 .expect("tokio runtime");
             runtime.block_on(async move {
-                let server = crate::run::bind(&config).await.expect("bind test broker");
+                let server = crate::run::bind(&thread_config)
+                    .await
+                    .expect("bind test broker");
                 let broker = server.broker();
                 let bound = server.local_addr().expect("bound address");
                 addr_tx.send((bound, broker.clone())).expect("test waits");
@@ -59,7 +91,9 @@ impl InProcessServer {
         InProcessServer {
             addr,
             broker,
+            config,
             data_dir,
+            keep_data: false,
             shutdown,
             thread: Some(thread),
         }
@@ -82,6 +116,8 @@ impl Drop for InProcessServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !self.keep_data {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }

@@ -5,8 +5,10 @@
 //! and receive deliveries through their [`mailbox::Mailbox`]. Durable
 //! definitions and persistent messages go to the [`store`](crate::store).
 
+mod admin;
 pub mod alarms;
 pub mod arguments;
+pub mod connections;
 pub mod dead_letter;
 pub mod exchange;
 pub mod headers;
@@ -28,12 +30,14 @@ use std::time::Instant;
 
 use parking_lot::RwLock;
 
-use crate::auth::Users;
+use crate::auth::{Access, AccessControl, DefaultUser};
 use crate::broker::alarms::Alarms;
+use crate::broker::connections::{Connections, Registration};
 use crate::broker::message::Message;
 use crate::broker::queue::ConnectionId;
 use crate::broker::queue::RecoveredMessage;
 use crate::broker::vhost::{Durability, VHost};
+use crate::error::{AmqpError, AmqpResult};
 use crate::store::definitions::DefinitionStore;
 use crate::store::record::QueueId;
 use crate::store::{Location, Store, SyncPolicy};
@@ -46,8 +50,10 @@ const CLEAN_SHUTDOWN: &str = "clean-shutdown.json";
 /// The whole broker state shared by all connections.
 pub struct Broker {
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
-    users: Users,
+    access: Arc<AccessControl>,
+    connections: Arc<Connections>,
     next_connection: AtomicU64,
+    durability: Durability,
     store: Arc<Store>,
     alarms: Arc<Alarms>,
     data_dir: PathBuf,
@@ -62,11 +68,13 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// Opens the broker on its data directory, restoring durable definitions
-    /// and persistent messages; the default vhost `/` always exists.
+    /// Opens the broker on its data directory, restoring users, vhosts,
+    /// durable definitions and persistent messages. On the first start, as
+    /// RabbitMQ does, it creates the vhost `/` and `default_user` with full
+    /// permissions there.
     pub fn open(
         data_dir: &Path,
-        users: Users,
+        default_user: &DefaultUser,
         policy: SyncPolicy,
         in_memory_limit: usize,
         disk_free_limit: u64,
@@ -75,6 +83,16 @@ impl Broker {
         let started = Instant::now();
         std::fs::create_dir_all(data_dir)?;
         let saved = Arc::new(DefinitionStore::open(data_dir)?);
+        // Files written before users were stored count as a first start too:
+        // they knew only `/` and the configured user.
+        let first_start = saved.access().0.is_none();
+        if first_start {
+            saved.add_vhost("/");
+        }
+        let access = Arc::new(AccessControl::restore(
+            saved.clone(),
+            first_start.then_some(default_user),
+        ));
         let clean = take_clean_shutdown(data_dir);
         let (store, recovered) = Store::open(&data_dir.join("messages"), policy, in_memory_limit)?;
         saved.reserve_queue_ids(recovered.keys().copied().max().unwrap_or(0));
@@ -112,9 +130,6 @@ impl Broker {
             let vhost = VHost::recover(&name, durability.clone(), &definitions, &mut messages);
             vhosts.insert(name, vhost);
         }
-        vhosts
-            .entry("/".to_string())
-            .or_insert_with(|| VHost::new("/", durability.clone()));
         let orphaned: usize = messages.values().map(Vec::len).sum();
         if orphaned > 0 && saved.loaded() {
             // Messages of queues deleted before their acks reached disk.
@@ -143,8 +158,10 @@ impl Broker {
         );
         Ok(Arc::new(Broker {
             vhosts: RwLock::new(vhosts),
-            users,
+            access,
+            connections: Arc::default(),
             next_connection: AtomicU64::new(1),
+            durability,
             store,
             alarms: Alarms::new(disk_free_limit, memory_limit),
             data_dir: data_dir.to_path_buf(),
@@ -156,9 +173,52 @@ impl Broker {
         self.vhosts.read().get(name).cloned()
     }
 
-    /// The user database.
-    pub fn users(&self) -> &Users {
-        &self.users
+    /// Users and permissions.
+    pub fn access_control(&self) -> &Arc<AccessControl> {
+        &self.access
+    }
+
+    /// The open client connections.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
+    }
+
+    /// Admits a logged-in `user` to `vhost` (connection.open), with
+    /// RabbitMQ's checks in its order: the broker-wide connection limit (see
+    /// [`Connections::set_max`]), the vhost's existence and connection
+    /// limit, then the user's access to it.
+    /// The connection counts as open until the registration is dropped.
+    pub fn open_connection(
+        &self,
+        user: &str,
+        vhost_name: &str,
+    ) -> AmqpResult<(Arc<VHost>, Access, Registration)> {
+        let vhost = self.vhost(vhost_name);
+        let id = self.next_connection_id();
+        let registration = self.connections.admit(id, user, vhost_name, |in_vhost| {
+            let Some(vhost) = &vhost else {
+                return Err(AmqpError::not_allowed(format!(
+                    "vhost {vhost_name} not found"
+                )));
+            };
+            if let Some(max) = vhost.limits().max_connections
+                && in_vhost >= max as usize
+            {
+                return Err(AmqpError::not_allowed(format!(
+                    "access to vhost '{vhost_name}' refused for user '{user}': \
+                     connection limit ({max}) is reached"
+                )));
+            }
+            if !self.access.may_open(user, vhost_name) {
+                return Err(AmqpError::not_allowed(format!(
+                    "access to vhost '{vhost_name}' refused for user '{user}'"
+                )));
+            }
+            Ok(())
+        })?;
+        let vhost = vhost.expect("admitted only to an existing vhost");
+        let access = Access::new(self.access.clone(), user, vhost_name);
+        Ok((vhost, access, registration))
     }
 
     /// The resource alarms (publishers are blocked while one is set).

@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::auth::{Authorize, Permission, ResourceKind};
 use crate::broker::arguments::{QUEUE_EQUIVALENCE_KEYS, assert_equivalent};
 use crate::broker::dead_letter::{self, Reason};
 use crate::broker::exchange::{Binding, Destination, Exchange, ExchangeConfig, ExchangeKind};
@@ -22,6 +23,7 @@ use crate::error::{AmqpError, AmqpResult, ReplyCode};
 use crate::protocol::FieldTable;
 use crate::store::definitions::{
     BindingDefinition, DefinitionStore, ExchangeDefinition, QueueDefinition, VHostDefinitions,
+    VHostLimits,
 };
 use crate::store::record::MessageParts;
 use crate::store::record::QueueId;
@@ -75,7 +77,8 @@ impl std::fmt::Debug for VHost {
 struct Definitions {
     exchanges: HashMap<Arc<str>, Exchange>,
     queues: HashMap<Arc<str>, Arc<Queue>>,
-    /// A durable object changed since the definitions file was last written.
+    limits: VHostLimits,
+    /// A durable object or a limit changed since the definitions file was last written.
     unsaved: bool,
 }
 
@@ -218,6 +221,7 @@ impl VHost {
     ) -> Arc<VHost> {
         let vhost = VHost::new(name, durability);
         let mut definitions = vhost.definitions.write();
+        definitions.limits = stored.limits;
         for x in &stored.exchanges {
             let Ok(kind) = ExchangeKind::parse(&x.kind) else {
                 tracing::error!(
@@ -297,7 +301,10 @@ impl VHost {
                 .get(name)
                 .is_some_and(|x| x.config.durable)
         };
-        let mut saved = VHostDefinitions::default();
+        let mut saved = VHostDefinitions {
+            limits: definitions.limits,
+            ..VHostDefinitions::default()
+        };
         for exchange in definitions.exchanges.values().filter(|x| x.config.durable) {
             let config = &exchange.config;
             if !DEFAULT_EXCHANGES
@@ -377,6 +384,32 @@ impl VHost {
         &self.name
     }
 
+    /// The limits set on the vhost.
+    pub fn limits(&self) -> VHostLimits {
+        self.definitions.read().limits
+    }
+
+    /// Replaces the vhost's limits. Like RabbitMQ, a lower limit only refuses
+    /// new connections and queues; existing ones stay.
+    pub fn set_limits(&self, limits: VHostLimits) {
+        let mut definitions = self.definitions.write();
+        definitions.unsaved |= definitions.limits != limits;
+        definitions.limits = limits;
+        self.persist(&mut definitions);
+    }
+
+    /// Deletes every queue (with its messages) and exchange: the vhost is being deleted.
+    pub fn delete_everything(&self) {
+        let queues: Vec<Arc<Queue>> = self.definitions.read().queues.values().cloned().collect();
+        for queue in queues {
+            self.remove_queue(&queue);
+        }
+        for queue in self.reply_queues.lock().drain().map(|(_, q)| q) {
+            queue.delete();
+        }
+        self.definitions.write().exchanges.clear();
+    }
+
     fn describe(&self, kind: &str, name: &str) -> String {
         format!("{kind} '{name}' in vhost '{}'", self.name)
     }
@@ -389,7 +422,8 @@ impl VHost {
         AmqpError::not_found(format!("no {}", self.describe("queue", name)))
     }
 
-    fn check_not_default_exchange(name: &str) -> AmqpResult<()> {
+    /// Refuses, with RabbitMQ's 403, an operation the default exchange does not allow.
+    pub fn check_not_default_exchange(name: &str) -> AmqpResult<()> {
         if name.is_empty() {
             return Err(AmqpError::access_refused(
                 "operation not permitted on the default exchange",
@@ -408,7 +442,14 @@ impl VHost {
     }
 
     /// `exchange.declare`: creates the exchange or checks it is equivalent.
-    pub fn declare_exchange(&self, declare: ExchangeDeclare) -> AmqpResult<()> {
+    /// As in RabbitMQ, `authorize` is asked for configure on the exchange
+    /// (unless passive) and, when an alternate exchange is given for a new
+    /// one, for read on the exchange and write on its alternate.
+    pub fn declare_exchange(
+        &self,
+        declare: ExchangeDeclare,
+        authorize: &mut dyn Authorize,
+    ) -> AmqpResult<()> {
         if declare.passive {
             Self::check_not_default_exchange(&declare.name)?;
             return match self
@@ -423,6 +464,7 @@ impl VHost {
         }
         let kind = ExchangeKind::parse(&declare.kind)?;
         Self::check_not_default_exchange(&declare.name)?;
+        authorize.authorize(ResourceKind::Exchange, &declare.name, Permission::Configure)?;
         let mut definitions = self.definitions.write();
         let Some(existing) = definitions.exchanges.get(declare.name.as_str()) else {
             Self::check_name("exchange", &declare.name)?;
@@ -434,10 +476,15 @@ impl VHost {
                 internal: declare.internal,
                 arguments: declare.arguments,
             };
-            definitions.unsaved |= config.durable;
+            let exchange = Exchange::new(config);
+            if let Some(alternate) = exchange.alternate_exchange() {
+                authorize.authorize(ResourceKind::Exchange, &declare.name, Permission::Read)?;
+                authorize.authorize(ResourceKind::Exchange, &alternate, Permission::Write)?;
+            }
+            definitions.unsaved |= exchange.config.durable;
             definitions
                 .exchanges
-                .insert(config.name.clone(), Exchange::new(config));
+                .insert(exchange.config.name.clone(), exchange);
             self.persist(&mut definitions);
             return Ok(());
         };
@@ -480,8 +527,13 @@ impl VHost {
         )
     }
 
-    /// `exchange.delete`.
-    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> AmqpResult<()> {
+    /// `exchange.delete`; `authorize` is asked for configure on the exchange.
+    pub fn delete_exchange(
+        &self,
+        name: &str,
+        if_unused: bool,
+        authorize: &mut dyn Authorize,
+    ) -> AmqpResult<()> {
         Self::check_not_default_exchange(name)?;
         if name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format!(
@@ -489,6 +541,7 @@ impl VHost {
                 self.describe("exchange", name)
             )));
         }
+        authorize.authorize(ResourceKind::Exchange, name, Permission::Configure)?;
         let mut definitions = self.definitions.write();
         match definitions.exchanges.get(name) {
             None => Ok(()),
@@ -531,11 +584,16 @@ impl VHost {
         queue.delete();
     }
 
-    /// `queue.declare`: creates the queue or checks it is equivalent.
+    /// `queue.declare`: creates the queue or checks it is equivalent. As in
+    /// RabbitMQ, `authorize` is asked for configure on the queue (unless
+    /// passive) and, when a new queue names a dead-letter exchange, for read
+    /// on the queue and write on that exchange; a new queue must also fit
+    /// under the vhost's queue limit.
     pub fn declare_queue(
         &self,
         declare: QueueDeclare,
         connection: ConnectionId,
+        authorize: &mut dyn Authorize,
     ) -> AmqpResult<DeclaredQueue> {
         if declare.name.starts_with(DIRECT_REPLY_TO) {
             // As in RabbitMQ, every declaration of a reply-to name is passive,
@@ -565,6 +623,7 @@ impl VHost {
             Self::check_name("queue", &declare.name)?;
             declare.name
         };
+        authorize.authorize(ResourceKind::Queue, &name, Permission::Configure)?;
         let resource = self.describe("queue", &name);
         let owner = declare.exclusive.then_some(connection);
         let durable = declare.durable && !declare.exclusive;
@@ -594,8 +653,20 @@ impl VHost {
             queue.touch();
             return Ok(Self::declared(queue.clone()));
         }
+        if let Some(max) = definitions.limits.max_queues
+            && definitions.queues.len() >= max as usize
+        {
+            return Err(AmqpError::precondition_failed(format!(
+                "cannot declare queue '{name}': queue limit in vhost '{}' ({max}) is reached",
+                self.name
+            )));
+        }
         // As in RabbitMQ, arguments are validated only when the queue is created.
         let settings = QueueSettings::parse(&declare.arguments, &resource)?;
+        if let Some(target) = &settings.dead_letter {
+            authorize.authorize(ResourceKind::Queue, &name, Permission::Read)?;
+            authorize.authorize(ResourceKind::Exchange, &target.exchange, Permission::Write)?;
+        }
         if settings.kind == QueueKind::Quorum {
             if server_named {
                 return Err(AmqpError::precondition_failed(

@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::broker::alarms::AlarmState;
 
 use crate::broker::Broker;
+use crate::broker::connections::Registration;
 use crate::broker::mailbox::Event;
 use crate::broker::queue::Queue;
 use crate::error::{AmqpError, ReplyCode};
@@ -92,12 +93,11 @@ pub async fn serve(
             return;
         }
     };
-    let span =
-        tracing::info_span!("connection", %peer, user = %opened.user, vhost = opened.vhost.name());
+    let span = tracing::info_span!("connection", %peer, user = opened.access.user(), vhost = opened.vhost.name());
     let synced = opened.vhost.store().synced();
     let (session, events) = Session::new(
-        broker.next_connection_id(),
-        opened.user,
+        opened.registration.id(),
+        opened.access,
         opened.vhost,
         opened.tuning,
         opened.consumer_cancel_notify,
@@ -110,6 +110,7 @@ pub async fn serve(
         synced,
         alarms: broker.alarms().state(),
         blocked_notify: opened.blocked_notify,
+        registration: opened.registration,
     };
     run_session(
         stream, inbuf, session, events, frame_max, heartbeat, watches,
@@ -133,6 +134,7 @@ async fn run_session(
         mut synced,
         mut alarms,
         blocked_notify,
+        mut registration,
     } = watches;
     let mut holding = false;
     // A crowded queue this connection publishes to, and until when to wait for it.
@@ -164,6 +166,8 @@ async fn run_session(
     loop {
         if session.phase() == Phase::Closed && session.out.is_empty() {
             if session.closed_by_client() {
+                // Closed for the client: it no longer counts against connection limits.
+                drop(registration);
                 linger(&mut reader, &mut inbuf).await;
             }
             break;
@@ -268,6 +272,9 @@ async fn run_session(
                 tracing::info!("no close-ok from client; closing socket");
                 break;
             }
+            reason = registration.closed_by_broker(), if session.phase() == Phase::Open => {
+                session.close(AmqpError::new(ReplyCode::ConnectionForced, reason));
+            }
             changed = shutdown.changed(), if session.phase() == Phase::Open => {
                 if changed.is_err() || *shutdown.borrow() {
                     session.close(AmqpError::new(
@@ -295,6 +302,8 @@ struct Watches {
     alarms: watch::Receiver<AlarmState>,
     /// The client asked for connection.blocked / connection.unblocked.
     blocked_notify: bool,
+    /// The connection's place among the open ones; the broker closes it through this.
+    registration: Registration,
 }
 
 /// Resolves when a paused publisher may read again: its queue drained, or the pause ran out.

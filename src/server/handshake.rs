@@ -13,7 +13,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::auth::Access;
 use crate::broker::Broker;
+use crate::broker::connections::Registration;
 use crate::broker::vhost::VHost;
 use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::frame::{FRAME_HEARTBEAT, FRAME_METHOD, split_frame};
@@ -36,10 +38,12 @@ const FRAME_MIN_SIZE: u32 = 4096;
 
 /// An opened connection, ready for channels.
 pub struct Opened {
-    /// Authenticated user name.
-    pub user: String,
+    /// The authenticated user acting in the vhost.
+    pub access: Access,
     /// The vhost the client opened.
     pub vhost: Arc<VHost>,
+    /// The connection's place among the open ones (counted against limits).
+    pub registration: Registration,
     /// Negotiated limits.
     pub tuning: Tuning,
     /// The client asked to be told when the server cancels its consumers.
@@ -111,7 +115,10 @@ pub async fn handshake(
             error,
             send_close: false,
         })?;
-    if let Err(reason) = broker.users().authenticate(&user, &password, peer.ip()) {
+    if let Err(reason) = broker
+        .access_control()
+        .authenticate(&user, &password, peer.ip())
+    {
         tracing::warn!(%peer, user, ?reason, "login refused");
         let error = AmqpError::access_refused(format!(
             "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
@@ -143,22 +150,18 @@ pub async fn handshake(
         AMQPClass::Connection(connection::AMQPMethod::Open(open)) => open,
         other => return Err(unexpected(&other, "connection.open").into()),
     };
-    let vhost_name = open.virtual_host.as_str();
-    let Some(vhost) = broker.vhost(vhost_name) else {
-        return Err(
-            AmqpError::not_allowed(format!("vhost {vhost_name} not found"))
-                .in_method(10, 40)
-                .into(),
-        );
-    };
+    let (vhost, access, registration) = broker
+        .open_connection(&user, open.virtual_host.as_str())
+        .map_err(|e| e.in_method(10, 40))?;
     send(
         stream,
         AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
     )
     .await?;
     Ok(Opened {
-        user,
+        access,
         vhost,
+        registration,
         tuning,
         consumer_cancel_notify: capabilities.consumer_cancel_notify,
         blocked_notify: capabilities.connection_blocked,

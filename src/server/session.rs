@@ -14,6 +14,7 @@ use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use bytes::BytesMut;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::auth::Access;
 use crate::broker::mailbox::{Event, Mailbox};
 use crate::broker::queue::ConnectionId;
 use crate::broker::queue::Queue;
@@ -53,7 +54,7 @@ pub enum Phase {
 /// The state of one open connection.
 pub struct Session {
     id: ConnectionId,
-    user: String,
+    access: Access,
     vhost: Arc<VHost>,
     mailbox: Arc<Mailbox>,
     /// Bytes waiting to be written to the socket.
@@ -77,7 +78,7 @@ impl Session {
     /// A session on `vhost`, with the mailbox its consumers receive through.
     pub fn new(
         id: ConnectionId,
-        user: String,
+        access: Access,
         vhost: Arc<VHost>,
         tuning: Tuning,
         consumer_cancel_notify: bool,
@@ -86,7 +87,7 @@ impl Session {
         let (mailbox, events) = Mailbox::new();
         let session = Session {
             id,
-            user,
+            access,
             vhost,
             mailbox,
             out: BytesMut::with_capacity(64 * 1024),
@@ -185,7 +186,7 @@ impl Session {
             out: &mut self.out,
             frame_max: self.tuning.frame_max,
             max_message_size: self.max_message_size,
-            user: &self.user,
+            access: &self.access,
             synced: self.synced,
             crowded: &mut self.crowded,
             now: self.now,

@@ -1,4 +1,7 @@
-//! Durable definitions: exchanges, queues and bindings that survive restarts.
+//! Durable definitions: vhosts and their limits, exchanges, queues and
+//! bindings, users and their permissions, all of which survive restarts.
+//! Users and permissions are stored in the shape of RabbitMQ's definitions
+//! export, so that they move between the two brokers unchanged.
 //!
 //! The whole set is small and changes rarely, so it is kept as one JSON file
 //! rewritten atomically (write a temporary file, fsync, rename, fsync the
@@ -59,9 +62,88 @@ pub struct BindingDefinition {
     pub arguments: FieldTable,
 }
 
+/// A vhost's limits (RabbitMQ's `vhost-limits` parameter); absent means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VHostLimits {
+    /// Most client connections open to the vhost at once.
+    #[serde(
+        rename = "max-connections",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_connections: Option<u32>,
+    /// Most queues in the vhost.
+    #[serde(
+        rename = "max-queues",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_queues: Option<u32>,
+}
+
+impl VHostLimits {
+    /// Whether no limit is set.
+    pub fn is_unlimited(&self) -> bool {
+        *self == VHostLimits::default()
+    }
+}
+
+/// A user, as in RabbitMQ's definitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDefinition {
+    /// Login name.
+    pub name: String,
+    /// Salt and digest, base64-encoded.
+    pub password_hash: String,
+    /// RabbitMQ's name of the hashing module, e.g. `rabbit_password_hashing_sha256`.
+    pub hashing_algorithm: String,
+    /// Tags such as `administrator` or `monitoring`.
+    #[serde(deserialize_with = "tags_from_list_or_text")]
+    pub tags: Vec<String>,
+}
+
+/// One user's permissions in one vhost, as in RabbitMQ's definitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionDefinition {
+    /// User name.
+    pub user: String,
+    /// Vhost name.
+    pub vhost: String,
+    /// Pattern of the resources the user may declare and delete.
+    pub configure: String,
+    /// Pattern of the resources the user may publish to and bind to.
+    pub write: String,
+    /// Pattern of the resources the user may consume from and bind from.
+    pub read: String,
+}
+
+/// Tags as a list (RabbitMQ 3.9 and later) or a comma-separated text (before).
+fn tags_from_list_or_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tags {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Tags::deserialize(deserializer)? {
+        Tags::List(list) => list,
+        Tags::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|tag| !tag.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
 /// One vhost's durable definitions.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VHostDefinitions {
+    /// Limits set on the vhost.
+    #[serde(default, skip_serializing_if = "VHostLimits::is_unlimited")]
+    pub limits: VHostLimits,
     /// Durable exchanges other than the predeclared `amq.*` ones.
     pub exchanges: Vec<ExchangeDefinition>,
     /// Durable queues.
@@ -74,7 +156,14 @@ pub struct VHostDefinitions {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Snapshot {
     next_queue_id: QueueId,
+    /// Every vhost, with its definitions.
     vhosts: BTreeMap<String, VHostDefinitions>,
+    /// `None` until users are first stored (a fresh broker, or a file
+    /// written before Warren stored users): the default user is created then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    users: Option<Vec<UserDefinition>>,
+    #[serde(default)]
+    permissions: Vec<PermissionDefinition>,
 }
 
 /// The definitions file and its in-memory copy.
@@ -141,14 +230,53 @@ impl DefinitionStore {
         snapshot.next_queue_id
     }
 
-    /// Replaces a vhost's definitions and writes the file.
+    /// Replaces a vhost's definitions and writes the file. A vhost deleted
+    /// meanwhile stays deleted.
     pub fn save(&self, vhost: &str, definitions: VHostDefinitions) {
         let mut snapshot = self.snapshot.lock();
-        if snapshot.vhosts.get(vhost) == Some(&definitions) {
+        match snapshot.vhosts.get_mut(vhost) {
+            Some(saved) if *saved != definitions => *saved = definitions,
+            _ => return,
+        }
+        self.write(&snapshot);
+    }
+
+    /// Records a new, empty vhost (nothing changes if it is already there).
+    pub fn add_vhost(&self, vhost: &str) {
+        let mut snapshot = self.snapshot.lock();
+        if snapshot.vhosts.contains_key(vhost) {
             return;
         }
-        snapshot.vhosts.insert(vhost.to_string(), definitions);
-        if let Err(e) = write_atomically(&self.path, &snapshot) {
+        snapshot
+            .vhosts
+            .insert(vhost.to_string(), VHostDefinitions::default());
+        self.write(&snapshot);
+    }
+
+    /// Forgets a vhost with everything in it.
+    pub fn remove_vhost(&self, vhost: &str) {
+        let mut snapshot = self.snapshot.lock();
+        if snapshot.vhosts.remove(vhost).is_some() {
+            self.write(&snapshot);
+        }
+    }
+
+    /// The stored users (`None` if users were never stored) and permissions.
+    pub fn access(&self) -> (Option<Vec<UserDefinition>>, Vec<PermissionDefinition>) {
+        let snapshot = self.snapshot.lock();
+        (snapshot.users.clone(), snapshot.permissions.clone())
+    }
+
+    /// Replaces the users and permissions and writes the file.
+    pub fn save_access(&self, users: Vec<UserDefinition>, permissions: Vec<PermissionDefinition>) {
+        let mut snapshot = self.snapshot.lock();
+        snapshot.users = Some(users);
+        snapshot.permissions = permissions;
+        self.write(&snapshot);
+    }
+
+    fn write(&self, snapshot: &Snapshot) {
+        if let Err(e) = write_atomically(&self.path, snapshot) {
             tracing::error!(path = %self.path.display(), error = %e, "cannot save definitions");
         }
     }

@@ -20,8 +20,9 @@ impl Channel {
         let queue = if c.queue.as_str() == DIRECT_REPLY_TO {
             self.consume_replies(ctx, &c)?
         } else {
-            ctx.vhost
-                .queue_for(&self.queue_name(c.queue.as_str())?, ctx.connection)?
+            let name = self.queue_name(c.queue.as_str())?;
+            self.authorize(ctx, ResourceKind::Queue, &name, Permission::Read)?;
+            ctx.vhost.queue_for(&name, ctx.connection)?
         };
         let priority = match c.arguments.inner().get("x-priority") {
             None => 0,
@@ -83,9 +84,9 @@ impl Channel {
     }
 
     pub(super) fn get(&mut self, ctx: &mut Context, g: basic::Get) -> AmqpResult<()> {
-        let queue = ctx
-            .vhost
-            .queue_for(&self.queue_name(g.queue.as_str())?, ctx.connection)?;
+        let name = self.queue_name(g.queue.as_str())?;
+        self.authorize(ctx, ResourceKind::Queue, &name, Permission::Read)?;
+        let queue = ctx.vhost.queue_for(&name, ctx.connection)?;
         let Some((message, message_count)) = queue.get(g.no_ack) else {
             self.reply(
                 ctx,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchange, queue, tx};
 use bytes::{Bytes, BytesMut};
 
+use crate::auth::{Access, Permission, PermissionCache, ResourceKind};
 use crate::broker::exchange::Destination;
 use crate::broker::mailbox::{ChannelCredit, Credit, Mailbox};
 use crate::broker::message::{Message, QueuedMessage};
@@ -42,8 +43,8 @@ pub struct Context<'a> {
     pub frame_max: u32,
     /// Largest message body accepted.
     pub max_message_size: u64,
-    /// The authenticated user (checked against `user_id` properties).
-    pub user: &'a str,
+    /// The authenticated user in this vhost: permissions, and `user_id` properties.
+    pub access: &'a Access,
     /// The highest store ticket on disk.
     pub synced: Ticket,
     /// Set to a queue that asks its publishers to pause (growing faster than it drains).
@@ -143,6 +144,8 @@ pub struct Channel {
     last_address: (Arc<str>, Arc<str>),
     /// Tickets that pending tx.commit-oks wait for (0: waits only for those before it).
     commits_on_disk: VecDeque<Ticket>,
+    /// Permission checks passed, so that repeated ones stay cheap.
+    permissions: PermissionCache,
 }
 
 impl Channel {
@@ -164,6 +167,7 @@ impl Channel {
             direct_reply: None,
             last_address: (Arc::from(""), Arc::from("")),
             commits_on_disk: VecDeque::new(),
+            permissions: PermissionCache::default(),
         }
     }
 
@@ -261,7 +265,7 @@ impl Channel {
     ) -> AmqpResult<()> {
         match method {
             exchange::AMQPMethod::Declare(d) => {
-                ctx.vhost.declare_exchange(ExchangeDeclare {
+                let declare = ExchangeDeclare {
                     name: d.exchange.to_string(),
                     kind: d.kind.to_string(),
                     passive: d.passive,
@@ -269,7 +273,9 @@ impl Channel {
                     auto_delete: d.auto_delete,
                     internal: d.internal,
                     arguments: d.arguments,
-                })?;
+                };
+                ctx.vhost
+                    .declare_exchange(declare, &mut self.permissions.for_access(ctx.access))?;
                 self.reply_unless(
                     ctx,
                     d.nowait,
@@ -278,8 +284,9 @@ impl Channel {
                 Ok(())
             }
             exchange::AMQPMethod::Delete(d) => {
+                let mut authorize = self.permissions.for_access(ctx.access);
                 ctx.vhost
-                    .delete_exchange(d.exchange.as_str(), d.if_unused)?;
+                    .delete_exchange(d.exchange.as_str(), d.if_unused, &mut authorize)?;
                 self.reply_unless(
                     ctx,
                     d.nowait,
@@ -289,6 +296,7 @@ impl Channel {
             }
             exchange::AMQPMethod::Bind(b) => {
                 let destination = Destination::Exchange(Arc::from(b.destination.as_str()));
+                self.authorize_binding(ctx, b.source.as_str(), &destination)?;
                 let connection = ctx.connection;
                 ctx.vhost.bind(
                     b.source.as_str(),
@@ -306,6 +314,7 @@ impl Channel {
             }
             exchange::AMQPMethod::Unbind(u) => {
                 let destination = Destination::Exchange(Arc::from(u.destination.as_str()));
+                self.authorize_binding(ctx, u.source.as_str(), &destination)?;
                 let connection = ctx.connection;
                 ctx.vhost.unbind(
                     u.source.as_str(),
@@ -330,17 +339,16 @@ impl Channel {
         let connection = ctx.connection;
         match method {
             queue::AMQPMethod::Declare(d) => {
-                let declared = vhost.declare_queue(
-                    QueueDeclare {
-                        name: d.queue.to_string(),
-                        passive: d.passive,
-                        durable: d.durable,
-                        exclusive: d.exclusive,
-                        auto_delete: d.auto_delete,
-                        arguments: d.arguments,
-                    },
-                    connection,
-                )?;
+                let declare = QueueDeclare {
+                    name: d.queue.to_string(),
+                    passive: d.passive,
+                    durable: d.durable,
+                    exclusive: d.exclusive,
+                    auto_delete: d.auto_delete,
+                    arguments: d.arguments,
+                };
+                let mut authorize = self.permissions.for_access(ctx.access);
+                let declared = vhost.declare_queue(declare, connection, &mut authorize)?;
                 self.last_declared_queue = Some(declared.name.clone());
                 if !d.nowait {
                     let ok = queue::DeclareOk {
@@ -360,6 +368,7 @@ impl Channel {
                     (_, key) => Arc::from(key),
                 };
                 let destination = Destination::Queue(queue_name);
+                self.authorize_binding(ctx, b.exchange.as_str(), &destination)?;
                 vhost.bind(
                     b.exchange.as_str(),
                     destination,
@@ -376,6 +385,7 @@ impl Channel {
             }
             queue::AMQPMethod::Unbind(u) => {
                 let destination = Destination::Queue(self.queue_name(u.queue.as_str())?);
+                self.authorize_binding(ctx, u.exchange.as_str(), &destination)?;
                 vhost.unbind(
                     u.exchange.as_str(),
                     destination,
@@ -390,9 +400,9 @@ impl Channel {
                 Ok(())
             }
             queue::AMQPMethod::Purge(p) => {
-                let message_count = vhost
-                    .queue_for(&self.queue_name(p.queue.as_str())?, connection)?
-                    .purge();
+                let name = self.queue_name(p.queue.as_str())?;
+                self.authorize(ctx, ResourceKind::Queue, &name, Permission::Read)?;
+                let message_count = vhost.queue_for(&name, connection)?.purge();
                 self.reply_unless(
                     ctx,
                     p.nowait,
@@ -401,8 +411,10 @@ impl Channel {
                 Ok(())
             }
             queue::AMQPMethod::Delete(d) => {
+                let name = self.queue_name(d.queue.as_str())?;
+                self.authorize(ctx, ResourceKind::Queue, &name, Permission::Configure)?;
                 let message_count =
-                    vhost.delete_queue(d.queue.as_str(), d.if_unused, d.if_empty, connection)?;
+                    vhost.delete_queue(&name, d.if_unused, d.if_empty, connection)?;
                 self.reply_unless(
                     ctx,
                     d.nowait,
@@ -476,6 +488,37 @@ impl Channel {
             }
             _ => Err(unimplemented()),
         }
+    }
+
+    /// Checks a permission, as RabbitMQ's channels do, through this channel's cache.
+    fn authorize(
+        &mut self,
+        ctx: &Context,
+        kind: ResourceKind,
+        name: &str,
+        permission: Permission,
+    ) -> AmqpResult<()> {
+        self.permissions.check(ctx.access, kind, name, permission)
+    }
+
+    /// RabbitMQ's checks for (un)binding, in its order: write on the
+    /// destination, neither end the default exchange, read on the source.
+    fn authorize_binding(
+        &mut self,
+        ctx: &Context,
+        source: &str,
+        destination: &Destination,
+    ) -> AmqpResult<()> {
+        let (kind, name) = match destination {
+            Destination::Queue(name) => (ResourceKind::Queue, name),
+            Destination::Exchange(name) => (ResourceKind::Exchange, name),
+        };
+        self.authorize(ctx, kind, name, Permission::Write)?;
+        if kind == ResourceKind::Exchange {
+            VHost::check_not_default_exchange(name)?;
+        }
+        VHost::check_not_default_exchange(source)?;
+        self.authorize(ctx, ResourceKind::Exchange, source, Permission::Read)
     }
 
     /// Resolves RabbitMQ's shortcut: an empty queue name means the last queue declared here.

@@ -143,6 +143,14 @@ impl Channel {
         let (exchange, routing_key) =
             self.address(publish.exchange.as_str(), publish.routing_key.as_str());
         let mut message = Message::new(exchange, routing_key, properties, body);
+        // Checked once the content is in, as RabbitMQ (which reads whole
+        // publishes) checks it; the channel's cache keeps this off the hot path.
+        self.authorize(
+            ctx,
+            ResourceKind::Exchange,
+            publish.exchange.as_str(),
+            Permission::Write,
+        )?;
         let sender_keys = message.take_sender_keys();
         let mut queues = Vec::new();
         ctx.vhost.route(
@@ -151,7 +159,7 @@ impl Channel {
             &sender_keys,
             &mut queues,
         )?;
-        message.check_properties(ctx.user)?;
+        message.check_properties(ctx.access.user())?;
         message.properties = self.route_replies_here(message.properties)?;
         let routed = Routed {
             message,
