@@ -11,6 +11,8 @@ use serde::Deserialize;
 pub struct Config {
     /// AMQP listen address (`WARREN_LISTEN`).
     pub listen: SocketAddr,
+    /// Management HTTP API listen address (`WARREN_MANAGEMENT_LISTEN`); empty disables it.
+    pub management_listen: String,
     /// Directory for persistent data (`WARREN_DATA_DIR`).
     pub data_dir: PathBuf,
     /// Log filter, e.g. `info` or `warren=debug` (`WARREN_LOG`).
@@ -56,12 +58,25 @@ pub struct Config {
 }
 
 impl Config {
+    /// The management API's address, `None` when disabled (an empty setting).
+    pub fn management_addr(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+        optional_addr(&self.management_listen)
+    }
+
     /// The memory use, in bytes, above which publishers are blocked.
     pub fn memory_limit(&self) -> u64 {
         match self.memory_high_watermark_bytes {
             0 => crate::broker::alarms::memory_limit_of_total(self.memory_high_watermark),
             bytes => bytes,
         }
+    }
+}
+
+/// An address setting that may be empty to turn its listener off.
+fn optional_addr(setting: &str) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+    match setting.trim() {
+        "" => Ok(None),
+        addr => addr.parse().map(Some),
     }
 }
 
@@ -87,6 +102,7 @@ impl Config {
     pub fn load(overrides: Overrides) -> Result<Config, config::ConfigError> {
         let mut builder = config::Config::builder()
             .set_default("listen", "127.0.0.1:5672")?
+            .set_default("management_listen", "127.0.0.1:15672")?
             .set_default("data_dir", "data")?
             .set_default("log", "info")?
             .set_default("default_user", "guest")?

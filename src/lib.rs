@@ -7,7 +7,9 @@
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod ctl;
 pub mod error;
+pub mod management;
 pub mod protocol;
 pub mod run;
 pub mod server;

@@ -81,6 +81,9 @@ async fn run(config: Config) -> std::process::ExitCode {
         Ok(addr) => tracing::info!(data_dir = %config.data_dir.display(), "listening on {addr}"),
         Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
     }
+    if let Some(addr) = server.management_addr() {
+        tracing::info!("management API on http://{addr}/");
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

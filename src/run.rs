@@ -1,15 +1,56 @@
-//! Wiring: from a [`Config`] to a bound server.
+//! Wiring: from a [`Config`] to the bound listeners.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use crate::auth::DefaultUser;
 use crate::broker::Broker;
 use crate::config::Config;
+use crate::management;
 use crate::server::Server;
 use crate::server::connection::ConnectionSettings;
 use crate::server::handshake::Limits;
 use crate::store::SyncPolicy;
 
-/// Builds the broker described by `config` and binds its listener.
-pub async fn bind(config: &Config) -> std::io::Result<Server> {
+/// The broker's listeners: AMQP, and the management API unless disabled.
+pub struct Listeners {
+    amqp: Server,
+    management: Option<management::Listener>,
+}
+
+impl Listeners {
+    /// The broker they serve.
+    pub fn broker(&self) -> Arc<Broker> {
+        self.amqp.broker()
+    }
+
+    /// The AMQP address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.amqp.local_addr()
+    }
+
+    /// The management API's address, if it listens.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management.as_ref().and_then(|m| m.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` becomes true; returns once the AMQP
+    /// connections are closed.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        if let Some(management) = self.management {
+            tokio::spawn(management.run(shutdown.clone()));
+        }
+        self.amqp.run(shutdown).await;
+    }
+}
+
+/// Builds the broker described by `config` and binds its listeners.
+pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+    let management_addr = config
+        .management_addr()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let policy = match config.sync_interval_ms {
         0 => SyncPolicy::EveryBatch,
         ms => SyncPolicy::Interval(std::time::Duration::from_millis(ms)),
@@ -38,5 +79,13 @@ pub async fn bind(config: &Config) -> std::io::Result<Server> {
         consumer_timeout: (config.consumer_timeout_ms > 0)
             .then(|| std::time::Duration::from_millis(config.consumer_timeout_ms)),
     };
-    Server::bind(config.listen, broker, settings).await
+    let amqp = Server::bind(config.listen, broker.clone(), settings).await?;
+    let management = match management_addr {
+        Some(addr) => {
+            let listeners = vec![("amqp", amqp.local_addr()?)];
+            Some(management::Listener::bind(addr, broker, listeners).await?)
+        }
+        None => None,
+    };
+    Ok(Listeners { amqp, management })
 }

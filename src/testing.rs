@@ -14,6 +14,7 @@ use crate::config::{Config, Overrides};
 /// A broker running on its own thread and runtime until dropped.
 pub struct InProcessServer {
     addr: SocketAddr,
+    management: Option<SocketAddr>,
     broker: Arc<Broker>,
     config: Config,
     data_dir: PathBuf,
@@ -39,6 +40,7 @@ impl InProcessServer {
         ));
         let mut config = Config::load(Overrides::default()).expect("default configuration");
         config.listen = "127.0.0.1:0".parse().expect("literal address");
+        config.management_listen = "127.0.0.1:0".into();
         config.data_dir = data_dir;
         configure(&mut config);
         InProcessServer::start_on(config)
@@ -82,14 +84,18 @@ impl InProcessServer {
                     .expect("bind test broker");
                 let broker = server.broker();
                 let bound = server.local_addr().expect("bound address");
-                addr_tx.send((bound, broker.clone())).expect("test waits");
+                let management = server.management_addr();
+                addr_tx
+                    .send((bound, management, broker.clone()))
+                    .expect("test waits");
                 server.run(shutdown_rx).await;
                 broker.shutdown();
             });
         });
-        let (addr, broker) = addr_rx.recv().expect("test broker started");
+        let (addr, management, broker) = addr_rx.recv().expect("test broker started");
         InProcessServer {
             addr,
+            management,
             broker,
             config,
             data_dir,
@@ -102,6 +108,11 @@ impl InProcessServer {
     /// The broker itself (to reach its alarms or store from a test).
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
+    }
+
+    /// The management API's address (tests start it on an ephemeral port).
+    pub fn management_addr(&self) -> SocketAddr {
+        self.management.expect("management API enabled")
     }
 
     /// The address the broker listens on.

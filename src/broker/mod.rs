@@ -32,7 +32,7 @@ use parking_lot::RwLock;
 
 use crate::auth::{Access, AccessControl, DefaultUser};
 use crate::broker::alarms::Alarms;
-use crate::broker::connections::{Connections, Registration};
+use crate::broker::connections::{ConnectionDetails, Connections, Registration};
 use crate::broker::message::Message;
 use crate::broker::queue::ConnectionId;
 use crate::broker::queue::RecoveredMessage;
@@ -192,30 +192,33 @@ impl Broker {
         &self,
         user: &str,
         vhost_name: &str,
+        details: ConnectionDetails,
     ) -> AmqpResult<(Arc<VHost>, Access, Registration)> {
         let vhost = self.vhost(vhost_name);
         let id = self.next_connection_id();
-        let registration = self.connections.admit(id, user, vhost_name, |in_vhost| {
-            let Some(vhost) = &vhost else {
-                return Err(AmqpError::not_allowed(format!(
-                    "vhost {vhost_name} not found"
-                )));
-            };
-            if let Some(max) = vhost.limits().max_connections
-                && in_vhost >= max as usize
-            {
-                return Err(AmqpError::not_allowed(format!(
-                    "access to vhost '{vhost_name}' refused for user '{user}': \
+        let registration = self
+            .connections
+            .admit(id, user, vhost_name, details, |in_vhost| {
+                let Some(vhost) = &vhost else {
+                    return Err(AmqpError::not_allowed(format!(
+                        "vhost {vhost_name} not found"
+                    )));
+                };
+                if let Some(max) = vhost.limits().max_connections
+                    && in_vhost >= max as usize
+                {
+                    return Err(AmqpError::not_allowed(format!(
+                        "access to vhost '{vhost_name}' refused for user '{user}': \
                      connection limit ({max}) is reached"
-                )));
-            }
-            if !self.access.may_open(user, vhost_name) {
-                return Err(AmqpError::not_allowed(format!(
-                    "access to vhost '{vhost_name}' refused for user '{user}'"
-                )));
-            }
-            Ok(())
-        })?;
+                    )));
+                }
+                if !self.access.may_open(user, vhost_name) {
+                    return Err(AmqpError::not_allowed(format!(
+                        "access to vhost '{vhost_name}' refused for user '{user}'"
+                    )));
+                }
+                Ok(())
+            })?;
         let vhost = vhost.expect("admitted only to an existing vhost");
         let access = Access::new(self.access.clone(), user, vhost_name);
         Ok((vhost, access, registration))

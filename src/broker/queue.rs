@@ -12,6 +12,7 @@
 //! republished to the dead-letter exchange after it is released, so that
 //! queues dead-lettering into each other never hold two queue locks at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -119,6 +120,45 @@ pub struct Queue {
     vhost: Weak<VHost>,
     state: Mutex<QueueState>,
     drained: tokio::sync::Notify,
+    /// Deliveries acknowledged, and deliveries settled in any way; counted
+    /// per batch of settlements, outside the lock that acks never take.
+    acked: AtomicU64,
+    settled: AtomicU64,
+}
+
+/// Message counters of a queue since it was created, kept under its lock
+/// (so counting costs no more than the work it counts).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MessageCounters {
+    /// Messages the queue took.
+    pub published: u64,
+    /// Deliveries to consumers and `basic.get` answers.
+    pub delivered: u64,
+    /// Deliveries acknowledged.
+    pub acked: u64,
+}
+
+impl std::ops::AddAssign for MessageCounters {
+    fn add_assign(&mut self, other: MessageCounters) {
+        self.published += other.published;
+        self.delivered += other.delivered;
+        self.acked += other.acked;
+    }
+}
+
+/// What the management API shows of a queue at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueStats {
+    /// Messages waiting for a consumer.
+    pub ready: u64,
+    /// Messages delivered and not yet settled.
+    pub unacked: u64,
+    /// Bytes of the ready messages' bodies.
+    pub ready_bytes: u64,
+    /// Attached consumers.
+    pub consumers: u32,
+    /// Counters since the queue was created.
+    pub counters: MessageCounters,
 }
 
 #[derive(Debug)]
@@ -136,6 +176,13 @@ struct QueueState {
     last_used: Instant,
     /// An `x-expires` watcher task is running.
     expires_watcher: bool,
+    /// Messages the queue took, and deliveries it made.
+    published: u64,
+    delivered: u64,
+    /// Deliveries that await a settlement, and those put back in the
+    /// queue; what awaits one now is the difference less `Queue::settled`.
+    awaiting_settlement: u64,
+    returned: u64,
 }
 
 /// What a consumer removal left behind.
@@ -222,12 +269,18 @@ impl Queue {
             expiry_timer: None,
             last_used: Instant::now(),
             expires_watcher: false,
+            published: 0,
+            delivered: 0,
+            awaiting_settlement: 0,
+            returned: 0,
         };
         let queue = Arc::new(Queue {
             config,
             vhost,
             state: Mutex::new(state),
             drained: tokio::sync::Notify::new(),
+            acked: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
         });
         queue.watch_expires(&mut queue.state.lock());
         queue
@@ -261,6 +314,30 @@ impl Queue {
     /// Attached consumers.
     pub fn consumer_count(&self) -> u32 {
         self.state.lock().consumers.len() as u32
+    }
+
+    /// Message counts and counters, for the management API.
+    pub fn stats(&self) -> QueueStats {
+        let state = self.state.lock();
+        QueueStats {
+            ready: (state.ready.len() - state.ready.count_expired(Instant::now())) as u64,
+            unacked: state
+                .awaiting_settlement
+                .saturating_sub(state.returned)
+                .saturating_sub(self.settled.load(Ordering::Relaxed)),
+            ready_bytes: state.ready.body_bytes(),
+            consumers: state.consumers.len() as u32,
+            counters: MessageCounters {
+                published: state.published,
+                delivered: state.delivered,
+                acked: self.acked.load(Ordering::Relaxed),
+            },
+        }
+    }
+
+    /// The attached consumers, in attachment order.
+    pub fn consumers(&self) -> Vec<Consumer> {
+        self.state.lock().consumers.clone()
     }
 
     /// Whether the queue has consumers.
@@ -339,6 +416,7 @@ impl Queue {
         }
         let entry = self.entry_for(&mut state, &message);
         state.ready.push_back(entry, message);
+        state.published += 1;
         self.dispatch_locked(&mut state);
         self.drop_over_limit(&mut state);
         // A message whose TTL ran out while it waited (a TTL of 0 included)
@@ -472,8 +550,11 @@ impl Queue {
         self.expire_head(&mut state);
         let message = state.ready.pop_front(self.persistence())?;
         self.note_drained(state.ready.len());
+        state.delivered += 1;
         if no_ack {
             self.forget(message.message.stored);
+        } else {
+            state.awaiting_settlement += 1;
         }
         // The count reported leaves out what has expired at the new head.
         self.expire_head(&mut state);
@@ -484,6 +565,11 @@ impl Queue {
     /// Settles delivered messages for good: acked, or rejected without requeue
     /// (which dead-letters them as `rejected`).
     pub fn settle(self: &Arc<Self>, messages: &[QueuedMessage], rejected: bool) {
+        let settled = messages.len() as u64;
+        self.settled.fetch_add(settled, Ordering::Relaxed);
+        if !rejected {
+            self.acked.fetch_add(settled, Ordering::Relaxed);
+        }
         if !rejected || self.config.settings.dead_letter.is_none() {
             for message in messages {
                 self.forget(message.message.stored);
@@ -547,6 +633,7 @@ impl Queue {
     ) {
         let limit = self.config.settings.delivery_limit;
         for mut message in messages {
+            state.returned += 1;
             if state.deleted {
                 self.forget(message.message.stored);
                 continue;
@@ -679,8 +766,10 @@ impl Queue {
             );
             match delivered {
                 Ok(()) => {
-                    if let Some(location) = settled_on_send {
-                        self.forget(location);
+                    state.delivered += 1;
+                    match settled_on_send {
+                        Some(location) => self.forget(location),
+                        None => state.awaiting_settlement += 1,
                     }
                     state.next_consumer = index + 1;
                 }

@@ -43,6 +43,14 @@ pub enum QueueKind {
 }
 
 impl QueueKind {
+    /// The type's name, as `x-queue-type` and the management API give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueKind::Classic => "classic",
+            QueueKind::Quorum => "quorum",
+        }
+    }
+
     /// RabbitMQ's module name for the type, as its error texts show it.
     fn module(self) -> &'static str {
         match self {

@@ -16,7 +16,7 @@ use crate::broker::exchange::{Binding, Destination, Exchange, ExchangeConfig, Ex
 use crate::broker::message::Message;
 use crate::broker::names;
 use crate::broker::queue::{
-    ConnectionId, Enqueued, Persistence, Queue, QueueConfig, RecoveredMessage,
+    ConnectionId, Enqueued, MessageCounters, Persistence, Queue, QueueConfig, RecoveredMessage,
 };
 use crate::broker::queue_settings::{DeadLetterTarget, QueueKind, QueueSettings};
 use crate::error::{AmqpError, AmqpResult, ReplyCode};
@@ -38,6 +38,8 @@ pub struct VHost {
     /// Direct reply-to pseudo-queues by name; never in the definitions.
     reply_queues: Mutex<HashMap<Arc<str>, Arc<Queue>>>,
     durability: Durability,
+    /// The counters of deleted queues, so that the vhost's totals never go back.
+    retired: Mutex<MessageCounters>,
 }
 
 /// The pseudo-queue an RPC client consumes replies from without declaring a queue.
@@ -208,6 +210,7 @@ impl VHost {
             definitions: RwLock::new(definitions),
             reply_queues: Mutex::new(HashMap::new()),
             durability,
+            retired: Mutex::default(),
         })
     }
 
@@ -382,6 +385,50 @@ impl VHost {
     /// The vhost's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Every queue, sorted by name.
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        let mut queues: Vec<Arc<Queue>> =
+            self.definitions.read().queues.values().cloned().collect();
+        queues.sort_by(|a, b| a.name().cmp(b.name()));
+        queues
+    }
+
+    /// Every exchange's declared properties, sorted by name.
+    pub fn exchanges(&self) -> Vec<ExchangeConfig> {
+        let mut exchanges: Vec<ExchangeConfig> = self
+            .definitions
+            .read()
+            .exchanges
+            .values()
+            .map(|x| x.config.clone())
+            .collect();
+        exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+        exchanges
+    }
+
+    /// Every binding with its source exchange, sorted by source, destination and key.
+    pub fn bindings(&self) -> Vec<(Arc<str>, Binding)> {
+        let definitions = self.definitions.read();
+        let mut bindings: Vec<(Arc<str>, Binding)> = definitions
+            .exchanges
+            .values()
+            .flat_map(|x| x.bindings().map(|b| (x.config.name.clone(), b)))
+            .collect();
+        bindings.sort_by(|(a, x), (b, y)| {
+            (a, &x.destination, &x.routing_key).cmp(&(b, &y.destination, &y.routing_key))
+        });
+        bindings
+    }
+
+    /// Message counters of every queue the vhost has had.
+    pub fn message_counters(&self) -> MessageCounters {
+        let mut total = *self.retired.lock();
+        for queue in self.queues() {
+            total += queue.stats().counters;
+        }
+        total
     }
 
     /// The limits set on the vhost.
@@ -772,6 +819,7 @@ impl VHost {
         definitions.unsaved |= queue.config.durable;
         definitions.remove_bindings_to(Destination::Queue(queue.config.name.clone()));
         self.persist(&mut definitions);
+        *self.retired.lock() += queue.stats().counters;
         queue.delete()
     }
 

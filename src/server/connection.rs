@@ -217,6 +217,10 @@ async fn run_session(
                             }
                         }
                         session.end_of_batch();
+                        registration.count_received(session.take_received());
+                        if let Some(channels) = session.take_changed_channels() {
+                            registration.set_channels(channels);
+                        }
                         wrote_since_tick |= !session.out.is_empty();
                         if let Some(queue) = session.take_crowded_queue() {
                             paused = Some((queue, Instant::now() + FLOW_PAUSE));

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::auth::Access;
 use crate::broker::Broker;
-use crate::broker::connections::Registration;
+use crate::broker::connections::{ConnectionDetails, Registration};
 use crate::broker::vhost::VHost;
 use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::frame::{FRAME_HEARTBEAT, FRAME_METHOD, split_frame};
@@ -150,8 +150,17 @@ pub async fn handshake(
         AMQPClass::Connection(connection::AMQPMethod::Open(open)) => open,
         other => return Err(unexpected(&other, "connection.open").into()),
     };
+    let details = ConnectionDetails {
+        peer,
+        local: stream.local_addr()?,
+        client_properties: start_ok.client_properties.clone(),
+        auth_mechanism: mechanism,
+        frame_max: tuning.frame_max,
+        channel_max: tuning.channel_max,
+        heartbeat: tuning.heartbeat,
+    };
     let (vhost, access, registration) = broker
-        .open_connection(&user, open.virtual_host.as_str())
+        .open_connection(&user, open.virtual_host.as_str(), details)
         .map_err(|e| e.in_method(10, 40))?;
     send(
         stream,

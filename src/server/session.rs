@@ -72,6 +72,10 @@ pub struct Session {
     synced: Ticket,
     published: bool,
     crowded: Option<Arc<Queue>>,
+    /// Messages published since [`Session::take_received`] last ran.
+    received: u64,
+    /// Channels opened or closed since [`Session::take_changed_channels`] last ran.
+    channels_changed: bool,
 }
 
 impl Session {
@@ -102,6 +106,8 @@ impl Session {
             synced: 0,
             published: false,
             crowded: None,
+            received: 0,
+            channels_changed: false,
         };
         (session, events)
     }
@@ -173,6 +179,16 @@ impl Session {
         self.published
     }
 
+    /// How many messages were published since the last call (for statistics).
+    pub fn take_received(&mut self) -> u64 {
+        std::mem::take(&mut self.received)
+    }
+
+    /// The open channel numbers, if they changed since the last call.
+    pub fn take_changed_channels(&mut self) -> Option<Vec<u16>> {
+        std::mem::take(&mut self.channels_changed).then(|| self.channels.keys().copied().collect())
+    }
+
     /// The connection's mailbox (for the connection task to acknowledge drained events).
     pub fn mailbox(&self) -> &Arc<Mailbox> {
         &self.mailbox
@@ -190,6 +206,7 @@ impl Session {
             synced: self.synced,
             crowded: &mut self.crowded,
             now: self.now,
+            received: &mut self.received,
         };
         (&mut self.channels, ctx)
     }
@@ -295,6 +312,7 @@ impl Session {
                     .in_method(0, 0));
                 }
                 self.channels.insert(id, Channel::new(id));
+                self.channels_changed = true;
                 self.send(
                     id,
                     AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
@@ -305,6 +323,7 @@ impl Session {
                 let (channels, mut ctx) = self.parts();
                 if let Some(mut channel) = channels.remove(&id) {
                     channel.release(&mut ctx);
+                    self.channels_changed = true;
                 }
                 self.send(
                     id,
@@ -315,6 +334,7 @@ impl Session {
             AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)) => {
                 if self.channels.get(&id).is_some_and(Channel::is_closing) {
                     self.channels.remove(&id);
+                    self.channels_changed = true;
                 }
                 Ok(())
             }

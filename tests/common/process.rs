@@ -290,6 +290,8 @@ impl Broker {
                 command.env_remove(key);
             }
         }
+        // Concurrent brokers cannot all take the management API's default port.
+        command.env("WARREN_MANAGEMENT_LISTEN", "127.0.0.1:0");
         for (key, value) in env {
             command.env(key, value);
         }

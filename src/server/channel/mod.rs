@@ -51,6 +51,8 @@ pub struct Context<'a> {
     pub crowded: &'a mut Option<Arc<Queue>>,
     /// When the frames or events being handled arrived.
     pub now: Instant,
+    /// Messages published since the connection last collected the count.
+    pub received: &'a mut u64,
 }
 
 /// A consumer as its channel sees it.

@@ -161,6 +161,7 @@ impl Channel {
         )?;
         message.check_properties(ctx.access.user())?;
         message.properties = self.route_replies_here(message.properties)?;
+        *ctx.received += 1;
         let routed = Routed {
             message,
             queues,

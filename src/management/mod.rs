@@ -1,0 +1,305 @@
+//! The management HTTP API: RabbitMQ's `/api` over HTTP/1.1 with basic
+//! authentication, so that `rabbitmqadmin`, monitoring scripts and the
+//! `warren ctl` commands manage Warren as they manage RabbitMQ. One file per
+//! resource family; this one accepts connections and routes requests.
+
+mod access;
+mod bindings;
+mod connections;
+mod definitions;
+mod exchanges;
+mod http;
+mod json;
+mod messages;
+mod overview;
+mod queues;
+mod rates;
+mod users;
+mod vhosts;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::auth::{Access, Authorize, PermissionCache};
+use crate::broker::Broker;
+use crate::broker::vhost::VHost;
+use crate::management::access::Caller;
+use crate::management::http::{ApiError, ApiResult, Reply, Request};
+use crate::management::rates::Rates;
+
+pub use crate::management::http::percent_decode;
+
+/// Largest request body accepted (definitions of a large broker fit).
+const BODY_LIMIT: usize = 64 << 20;
+/// How often message rates are sampled (RabbitMQ's `collect_statistics_interval`).
+const RATE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What every request handler may reach.
+pub struct State {
+    /// The broker being managed.
+    pub broker: Arc<Broker>,
+    /// Message rates from the latest samples.
+    rates: Rates,
+    /// The broker's listeners (for the port-listener health check).
+    listeners: Vec<(&'static str, SocketAddr)>,
+}
+
+impl State {
+    /// A vhost by name, or 404.
+    fn vhost(&self, name: &str) -> Result<Arc<VHost>, ApiError> {
+        self.broker.vhost(name).ok_or_else(ApiError::not_found)
+    }
+
+    /// The vhost named in a path, after checking the caller may use it
+    /// (`read`: only look at it).
+    fn vhost_for(&self, caller: &Caller, name: &str, read: bool) -> Result<Arc<VHost>, ApiError> {
+        let vhost = self.vhost(name)?;
+        caller.require_vhost(&self.broker, name, read)?;
+        Ok(vhost)
+    }
+
+    /// The vhosts a caller sees in broker-wide lists, or only `only` if given.
+    fn visible_vhosts(
+        &self,
+        caller: &Caller,
+        only: Option<&str>,
+    ) -> Result<Vec<Arc<VHost>>, ApiError> {
+        if let Some(name) = only {
+            return Ok(vec![self.vhost_for(caller, name, true)?]);
+        }
+        Ok(self
+            .broker
+            .vhost_names()
+            .iter()
+            .filter(|name| caller.sees_vhost(&self.broker, name))
+            .filter_map(|name| self.broker.vhost(name))
+            .collect())
+    }
+
+    /// Runs `act` with the caller's AMQP permissions in `vhost`: declaring
+    /// through the API needs the same permissions as declaring over AMQP.
+    fn as_caller<T>(
+        &self,
+        caller: &Caller,
+        vhost: &str,
+        act: impl FnOnce(&mut dyn Authorize) -> T,
+    ) -> T {
+        let access = self.access(caller, vhost);
+        let mut cache = PermissionCache::default();
+        act(&mut cache.for_access(&access))
+    }
+
+    /// The caller's AMQP permissions in `vhost`.
+    fn access(&self, caller: &Caller, vhost: &str) -> Access {
+        Access::new(self.broker.access_control().clone(), &caller.name, vhost)
+    }
+
+    /// What a PUT that declares `name` in the path's vhost asks for.
+    fn declaration(
+        &self,
+        caller: &Caller,
+        request: &Request,
+        vhost: &str,
+        name: &str,
+    ) -> Result<Declaration, ApiError> {
+        Ok(Declaration {
+            vhost: self.vhost_for(caller, vhost, false)?,
+            body: request.json()?,
+            name: name.to_string(),
+        })
+    }
+}
+
+/// A declaration through the API: the vhost (checked for the caller), the
+/// JSON body, and the name of the queue or exchange.
+struct Declaration {
+    vhost: Arc<VHost>,
+    body: serde_json::Map<String, serde_json::Value>,
+    name: String,
+}
+
+/// A bound management listener.
+pub struct Listener {
+    listener: TcpListener,
+    state: Arc<State>,
+}
+
+impl Listener {
+    /// Binds the management API on `addr`; `listeners` are the broker's
+    /// other listeners, as the overview and health checks report them.
+    pub async fn bind(
+        addr: SocketAddr,
+        broker: Arc<Broker>,
+        mut listeners: Vec<(&'static str, SocketAddr)>,
+    ) -> std::io::Result<Listener> {
+        let listener = TcpListener::bind(addr).await?;
+        listeners.push(("http", listener.local_addr()?));
+        let state = Arc::new(State {
+            broker,
+            rates: Rates::default(),
+            listeners,
+        });
+        Ok(Listener { listener, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves requests until `shutdown` becomes true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut connections = JoinSet::new();
+        let mut sample = tokio::time::interval(RATE_INTERVAL);
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        connections.spawn(serve(stream, peer, self.state.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "management accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = sample.tick() => self.state.rates.sample(&self.state.broker),
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        // Dropping the set aborts the HTTP connections still open.
+    }
+}
+
+/// Serves one HTTP/1.1 connection (with keep-alive) until the client leaves.
+async fn serve(stream: tokio::net::TcpStream, peer: SocketAddr, state: Arc<State>) {
+    let service = hyper::service::service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(respond(&state, request, peer).await) }
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%peer, error = %e, "management connection ended");
+    }
+}
+
+async fn respond(
+    state: &State,
+    request: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return error_response(&ApiError::bad_request(
+                "Exceeded HTTP request body size limit",
+            ));
+        }
+    };
+    let path = parts.uri.path();
+    let Some(api_path) = path.strip_prefix("/api") else {
+        return error_response(&ApiError::not_found());
+    };
+    let request = Request {
+        method: parts.method,
+        path: api_path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode(s, false))
+            .collect(),
+        query: http::parse_query(parts.uri.query()),
+        headers: parts.headers,
+        body,
+    };
+    let outcome = access::authenticate(&state.broker, &request, peer.ip())
+        .and_then(|caller| route(state, &caller, &request));
+    match outcome {
+        Ok(Reply::Json(value)) => text_response(
+            "application/json",
+            Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
+        ),
+        Ok(Reply::Status(status, value)) => {
+            let mut response = text_response(
+                "application/json",
+                Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
+            );
+            *response.status_mut() = status;
+            response
+        }
+        Ok(Reply::Created) => empty_response(StatusCode::CREATED),
+        Ok(Reply::NoContent) => empty_response(StatusCode::NO_CONTENT),
+        Err(error) => error_response(&error),
+    }
+}
+
+/// Hands the request to the handler of its resource family.
+fn route(state: &State, caller: &Caller, request: &Request) -> ApiResult {
+    let path: Vec<&str> = request.path.iter().map(String::as_str).collect();
+    let Some((family, rest)) = path.split_first() else {
+        return Err(ApiError::not_found());
+    };
+    match *family {
+        "overview" | "whoami" | "health" | "aliveness-test" => {
+            overview::handle(state, caller, request, &path)
+        }
+        "vhosts" => vhosts::handle(state, caller, request, rest),
+        "users" | "permissions" => users::handle(state, caller, request, &path),
+        "queues" => queues::handle(state, caller, request, rest),
+        "exchanges" => exchanges::handle(state, caller, request, rest),
+        "bindings" => bindings::handle(state, caller, request, rest),
+        "connections" | "channels" | "consumers" => {
+            connections::handle(state, caller, request, &path)
+        }
+        "definitions" => definitions::handle(state, caller, request, rest),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+fn text_response(content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn empty_response(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
+    let mut response = text_response(
+        "application/json",
+        Bytes::from(serde_json::to_vec(&error.body()).unwrap_or_default()),
+    );
+    *response.status_mut() = error.status;
+    if error.status == StatusCode::UNAUTHORIZED {
+        // Browsers ask for credentials on this, as with RabbitMQ.
+        response.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"RabbitMQ Management\""),
+        );
+    }
+    response
+}
