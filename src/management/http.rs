@@ -96,12 +96,12 @@ impl ApiError {
         }
     }
 
-    /// 401 for credentials that do not log in.
+    /// 401 for credentials that do not log in (RabbitMQ 3.10's reason).
     pub fn not_authenticated() -> ApiError {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
             error: "not_authorized",
-            reason: "Not_Authorized".into(),
+            reason: "Login failed".into(),
         }
     }
 
@@ -131,12 +131,19 @@ impl ApiError {
 
 impl From<AmqpError> for ApiError {
     /// A refused operation in RabbitMQ's HTTP terms: a missing object is
-    /// 404, a refused permission 401, anything else 400 with the AMQP text.
+    /// 404, a refused permission 401, anything else 400; the reason is the
+    /// AMQP reply text without its `CODE - ` prefix.
     fn from(error: AmqpError) -> ApiError {
+        let prefix = format!("{} - ", error.code.name());
+        let reason = error
+            .text
+            .strip_prefix(&prefix)
+            .unwrap_or(&error.text)
+            .to_string();
         match error.code {
             ReplyCode::NotFound => ApiError::not_found(),
-            ReplyCode::AccessRefused => ApiError::not_authorised(error.text),
-            _ => ApiError::bad_request(error.text),
+            ReplyCode::AccessRefused => ApiError::not_authorised(reason),
+            _ => ApiError::bad_request(reason),
         }
     }
 }

@@ -93,7 +93,6 @@ pub fn message_stats(counters: MessageCounters, rates: MessageRates) -> Value {
         counters.delivered,
         rates.deliver_get,
     );
-    put_counter(&mut stats, "deliver", counters.delivered, rates.deliver_get);
     put_counter(&mut stats, "ack", counters.acked, rates.ack);
     Value::Object(stats)
 }
