@@ -13,6 +13,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Management HTTP API listen address (`WARREN_MANAGEMENT_LISTEN`); empty disables it.
     pub management_listen: String,
+    /// Prometheus metrics listen address (`WARREN_PROMETHEUS_LISTEN`); empty disables it.
+    pub prometheus_listen: String,
     /// Directory for persistent data (`WARREN_DATA_DIR`).
     pub data_dir: PathBuf,
     /// Log filter, e.g. `info` or `warren=debug` (`WARREN_LOG`).
@@ -63,6 +65,11 @@ impl Config {
         optional_addr(&self.management_listen)
     }
 
+    /// The Prometheus metrics address, `None` when disabled (an empty setting).
+    pub fn prometheus_addr(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+        optional_addr(&self.prometheus_listen)
+    }
+
     /// The memory use, in bytes, above which publishers are blocked.
     pub fn memory_limit(&self) -> u64 {
         match self.memory_high_watermark_bytes {
@@ -103,6 +110,7 @@ impl Config {
         let mut builder = config::Config::builder()
             .set_default("listen", "127.0.0.1:5672")?
             .set_default("management_listen", "127.0.0.1:15672")?
+            .set_default("prometheus_listen", "127.0.0.1:15692")?
             .set_default("data_dir", "data")?
             .set_default("log", "info")?
             .set_default("default_user", "guest")?

@@ -14,10 +14,11 @@ use crate::server::connection::ConnectionSettings;
 use crate::server::handshake::Limits;
 use crate::store::SyncPolicy;
 
-/// The broker's listeners: AMQP, and the management API unless disabled.
+/// The broker's listeners: AMQP, and the management API and Prometheus
+/// metrics unless disabled.
 pub struct Listeners {
     amqp: Server,
-    management: Option<management::Listener>,
+    http: management::HttpListeners,
 }
 
 impl Listeners {
@@ -33,24 +34,27 @@ impl Listeners {
 
     /// The management API's address, if it listens.
     pub fn management_addr(&self) -> Option<SocketAddr> {
-        self.management.as_ref().and_then(|m| m.local_addr().ok())
+        self.http.local_addr(management::Kind::Management)
+    }
+
+    /// The Prometheus metrics address, if it listens.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.http.local_addr(management::Kind::Prometheus)
     }
 
     /// Serves until `shutdown` becomes true; returns once the AMQP
     /// connections are closed.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        if let Some(management) = self.management {
-            tokio::spawn(management.run(shutdown.clone()));
-        }
+        tokio::spawn(self.http.run(shutdown.clone()));
         self.amqp.run(shutdown).await;
     }
 }
 
 /// Builds the broker described by `config` and binds its listeners.
 pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
-    let management_addr = config
-        .management_addr()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let management_addr = config.management_addr().map_err(invalid)?;
+    let prometheus_addr = config.prometheus_addr().map_err(invalid)?;
     let policy = match config.sync_interval_ms {
         0 => SyncPolicy::EveryBatch,
         ms => SyncPolicy::Interval(std::time::Duration::from_millis(ms)),
@@ -80,12 +84,10 @@ pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
             .then(|| std::time::Duration::from_millis(config.consumer_timeout_ms)),
     };
     let amqp = Server::bind(config.listen, broker.clone(), settings).await?;
-    let management = match management_addr {
-        Some(addr) => {
-            let listeners = vec![("amqp", amqp.local_addr()?)];
-            Some(management::Listener::bind(addr, broker, listeners).await?)
-        }
-        None => None,
-    };
-    Ok(Listeners { amqp, management })
+    let wanted = [
+        (management::Kind::Management, management_addr),
+        (management::Kind::Prometheus, prometheus_addr),
+    ];
+    let http = management::HttpListeners::bind(broker, amqp.local_addr()?, &wanted).await?;
+    Ok(Listeners { amqp, http })
 }

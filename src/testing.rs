@@ -15,6 +15,7 @@ use crate::config::{Config, Overrides};
 pub struct InProcessServer {
     addr: SocketAddr,
     management: Option<SocketAddr>,
+    prometheus: Option<SocketAddr>,
     broker: Arc<Broker>,
     config: Config,
     data_dir: PathBuf,
@@ -41,6 +42,7 @@ impl InProcessServer {
         let mut config = Config::load(Overrides::default()).expect("default configuration");
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.management_listen = "127.0.0.1:0".into();
+        config.prometheus_listen = "127.0.0.1:0".into();
         config.data_dir = data_dir;
         configure(&mut config);
         InProcessServer::start_on(config)
@@ -84,18 +86,19 @@ impl InProcessServer {
                     .expect("bind test broker");
                 let broker = server.broker();
                 let bound = server.local_addr().expect("bound address");
-                let management = server.management_addr();
+                let http = (server.management_addr(), server.prometheus_addr());
                 addr_tx
-                    .send((bound, management, broker.clone()))
+                    .send((bound, http, broker.clone()))
                     .expect("test waits");
                 server.run(shutdown_rx).await;
                 broker.shutdown();
             });
         });
-        let (addr, management, broker) = addr_rx.recv().expect("test broker started");
+        let (addr, (management, prometheus), broker) = addr_rx.recv().expect("test broker started");
         InProcessServer {
             addr,
             management,
+            prometheus,
             broker,
             config,
             data_dir,
@@ -113,6 +116,11 @@ impl InProcessServer {
     /// The management API's address (tests start it on an ephemeral port).
     pub fn management_addr(&self) -> SocketAddr {
         self.management.expect("management API enabled")
+    }
+
+    /// The Prometheus metrics address (tests start it on an ephemeral port).
+    pub fn prometheus_addr(&self) -> SocketAddr {
+        self.prometheus.expect("Prometheus metrics enabled")
     }
 
     /// The address the broker listens on.

@@ -224,6 +224,11 @@ impl Broker {
         Ok((vhost, access, registration))
     }
 
+    /// What the message store measured about its writes.
+    pub fn store_stats(&self) -> &crate::store::stats::StoreStats {
+        self.store.stats()
+    }
+
     /// The resource alarms (publishers are blocked while one is set).
     pub fn alarms(&self) -> &Arc<Alarms> {
         &self.alarms

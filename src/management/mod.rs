@@ -11,6 +11,7 @@ mod exchanges;
 mod http;
 mod json;
 mod messages;
+mod metrics;
 mod overview;
 mod queues;
 mod rates;
@@ -130,68 +131,117 @@ struct Declaration {
     name: String,
 }
 
-/// A bound management listener.
-pub struct Listener {
-    listener: TcpListener,
+/// What an HTTP listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The management API (`management_listen`).
+    Management,
+    /// Prometheus metrics (`prometheus_listen`).
+    Prometheus,
+}
+
+impl Kind {
+    /// The protocol name the overview lists the listener under, as RabbitMQ names it.
+    fn protocol(self) -> &'static str {
+        match self {
+            Kind::Management => "http",
+            Kind::Prometheus => "http/prometheus",
+        }
+    }
+}
+
+/// The broker's HTTP listeners, bound.
+pub struct HttpListeners {
+    bound: Vec<(Kind, TcpListener)>,
     state: Arc<State>,
 }
 
-impl Listener {
-    /// Binds the management API on `addr`; `listeners` are the broker's
-    /// other listeners, as the overview and health checks report them.
+impl HttpListeners {
+    /// Binds each listener given an address; `amqp` is the AMQP listener's
+    /// address, for the overview and the port-listener health check.
     pub async fn bind(
-        addr: SocketAddr,
         broker: Arc<Broker>,
-        mut listeners: Vec<(&'static str, SocketAddr)>,
-    ) -> std::io::Result<Listener> {
-        let listener = TcpListener::bind(addr).await?;
-        listeners.push(("http", listener.local_addr()?));
+        amqp: SocketAddr,
+        wanted: &[(Kind, Option<SocketAddr>)],
+    ) -> std::io::Result<HttpListeners> {
+        let mut bound = Vec::new();
+        let mut listeners = vec![("amqp", amqp)];
+        for &(kind, addr) in wanted {
+            if let Some(addr) = addr {
+                let listener = TcpListener::bind(addr).await?;
+                listeners.push((kind.protocol(), listener.local_addr()?));
+                bound.push((kind, listener));
+            }
+        }
         let state = Arc::new(State {
             broker,
             rates: Rates::default(),
             listeners,
         });
-        Ok(Listener { listener, state })
+        Ok(HttpListeners { bound, state })
     }
 
-    /// The address actually bound.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+    /// The address a listener of `kind` actually bound, if it listens.
+    pub fn local_addr(&self, kind: Kind) -> Option<SocketAddr> {
+        self.bound
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .and_then(|(_, l)| l.local_addr().ok())
     }
 
-    /// Serves requests until `shutdown` becomes true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut connections = JoinSet::new();
-        let mut sample = tokio::time::interval(RATE_INTERVAL);
-        loop {
-            tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        connections.spawn(serve(stream, peer, self.state.clone()));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "management accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                _ = sample.tick() => self.state.rates.sample(&self.state.broker),
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        break;
-                    }
+    /// Serves every listener, and samples message rates for the API, until
+    /// `shutdown` becomes true.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let mut tasks = JoinSet::new();
+        if self.local_addr(Kind::Management).is_some() {
+            let state = self.state.clone();
+            tasks.spawn(async move {
+                let mut sample = tokio::time::interval(RATE_INTERVAL);
+                loop {
+                    sample.tick().await;
+                    state.rates.sample(&state.broker);
                 }
-            }
+            });
         }
-        // Dropping the set aborts the HTTP connections still open.
+        for (kind, listener) in self.bound {
+            tasks.spawn(accept(listener, kind, self.state.clone()));
+        }
+        let mut shutdown = shutdown;
+        while shutdown.changed().await.is_ok() && !*shutdown.borrow() {}
+        // Dropping the set aborts the listeners and the connections they serve.
+    }
+}
+
+/// Accepts HTTP connections forever, one task each.
+async fn accept(listener: TcpListener, kind: Kind, state: Arc<State>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve(stream, peer, kind, state.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
     }
 }
 
 /// Serves one HTTP/1.1 connection (with keep-alive) until the client leaves.
-async fn serve(stream: tokio::net::TcpStream, peer: SocketAddr, state: Arc<State>) {
+async fn serve(stream: tokio::net::TcpStream, peer: SocketAddr, kind: Kind, state: Arc<State>) {
     let service = hyper::service::service_fn(move |request| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(respond(&state, request, peer).await) }
+        async move {
+            let response = match kind {
+                Kind::Management => respond(&state, request, peer).await,
+                Kind::Prometheus => metrics::respond(&state.broker, request.uri().path()),
+            };
+            Ok::<_, Infallible>(response)
+        }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
@@ -274,7 +324,7 @@ fn route(state: &State, caller: &Caller, request: &Request) -> ApiResult {
     }
 }
 
-fn text_response(content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+pub(crate) fn text_response(content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body));
     response
         .headers_mut()
@@ -288,7 +338,7 @@ fn empty_response(status: StatusCode) -> Response<Full<Bytes>> {
     response
 }
 
-fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
+pub(crate) fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
     let mut response = text_response(
         "application/json",
         Bytes::from(serde_json::to_vec(&error.body()).unwrap_or_default()),

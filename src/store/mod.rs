@@ -12,6 +12,7 @@
 pub mod definitions;
 pub mod record;
 pub mod segment;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -29,6 +30,7 @@ use crate::store::record::{
     encode_message, record_crc,
 };
 use crate::store::segment::{ack_path, list_segments, read_acks, read_segment, segment_path};
+use crate::store::stats::StoreStats;
 use std::os::unix::fs::FileExt;
 
 /// Where a message record lives.
@@ -94,6 +96,7 @@ pub struct Store {
     synced: watch::Sender<Ticket>,
     policy: SyncPolicy,
     thread: Mutex<Option<JoinHandle<()>>>,
+    stats: StoreStats,
 }
 
 #[derive(Default)]
@@ -172,6 +175,7 @@ impl Store {
             synced,
             policy,
             thread: Mutex::new(None),
+            stats: StoreStats::default(),
         });
         let worker = store.clone();
         let handle = std::thread::Builder::new()
@@ -309,8 +313,15 @@ impl Store {
         state.dead.extend(dead);
     }
 
+    /// What the sync thread measured.
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
     fn sync_loop(&self) {
         let mut files = Files::new(&self.dir);
+        // Every stored message takes one ticket: a batch commits those since the last.
+        let mut last_ticket = self.state.lock().next_ticket;
         loop {
             let (messages, acks, dead, ticket, stopping) = {
                 let mut state = self.state.lock();
@@ -332,6 +343,7 @@ impl Store {
                 )
             };
             let wrote_messages = !messages.is_empty();
+            let started = std::time::Instant::now();
             if let Err(e) = files.write(&messages, &acks, stopping) {
                 // Files were cut back to their length before the batch, so the
                 // store stays intact; the batch goes back in front and nothing
@@ -342,6 +354,13 @@ impl Store {
                 continue;
             }
             if wrote_messages {
+                self.stats
+                    .fsync_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                self.stats
+                    .group_commit_size
+                    .observe((ticket - last_ticket) as f64);
+                last_ticket = ticket;
                 self.state.lock().writing = Arc::default();
                 self.synced.send_replace(ticket);
             }

@@ -290,8 +290,9 @@ impl Broker {
                 command.env_remove(key);
             }
         }
-        // Concurrent brokers cannot all take the management API's default port.
+        // Concurrent brokers cannot all take the HTTP listeners' default ports.
         command.env("WARREN_MANAGEMENT_LISTEN", "127.0.0.1:0");
+        command.env("WARREN_PROMETHEUS_LISTEN", "127.0.0.1:0");
         for (key, value) in env {
             command.env(key, value);
         }
