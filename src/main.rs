@@ -37,10 +37,27 @@ struct Flags {
     /// Password of that user [default: guest].
     #[arg(long, value_name = "PASSWORD")]
     default_pass: Option<String>,
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Operates a running Warren through its management API.
+    Ctl(warren::ctl::Ctl),
 }
 
 fn main() -> std::process::ExitCode {
     let flags = Flags::parse();
+    if let Some(Subcommand::Ctl(ctl)) = &flags.command {
+        return match warren::ctl::run(ctl, &mut std::io::stdout().lock()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("warren ctl: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::load(Overrides {
         file: flags.config,
         listen: flags.listen,
