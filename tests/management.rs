@@ -626,3 +626,27 @@ async fn one_connection_serves_many_requests() {
         assert_eq!(body["name"], "guest");
     }
 }
+
+#[test]
+fn the_web_ui_page_is_served_without_credentials() {
+    let server = InProcessServer::start();
+    // The page itself asks for credentials and sends them to the API.
+    let page = call(&api(&server, "nobody", "wrong"), "GET", "/", None);
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = String::from_utf8(page.body).unwrap();
+    assert!(html.contains("<title>Warren</title>"));
+    for path in [
+        "/overview",
+        "/queues",
+        "/exchanges",
+        "/bindings",
+        "/connections",
+        "/contents",
+    ] {
+        assert!(html.contains(path), "the page uses {path}");
+    }
+}

@@ -44,6 +44,8 @@ pub use crate::management::http::percent_decode;
 
 /// Largest request body accepted (definitions of a large broker fit).
 const BODY_LIMIT: usize = 64 << 20;
+/// The web UI: one page that calls the API from the browser.
+const INDEX_HTML: &str = include_str!("index.html");
 /// How often message rates are sampled (RabbitMQ's `collect_statistics_interval`).
 const RATE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -266,6 +268,13 @@ async fn respond(
         }
     };
     let path = parts.uri.path();
+    if path == "/" || path == "/index.html" {
+        // Served without authentication, as RabbitMQ serves its UI: the page logs in to the API.
+        return text_response(
+            "text/html; charset=utf-8",
+            Bytes::from_static(INDEX_HTML.as_bytes()),
+        );
+    }
     let Some(api_path) = path.strip_prefix("/api") else {
         return error_response(&ApiError::not_found());
     };
