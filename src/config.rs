@@ -158,4 +158,17 @@ mod tests {
         assert_eq!(config.default_user, "guest");
         assert_eq!(config.frame_max, 131_072);
     }
+
+    #[test]
+    fn http_listeners_default_to_rabbitmqs_ports_and_turn_off_when_empty() {
+        let mut config = Config::load(Overrides::default()).unwrap();
+        assert_eq!(config.management_addr().unwrap().unwrap().port(), 15672);
+        assert_eq!(config.prometheus_addr().unwrap().unwrap().port(), 15692);
+        config.management_listen = String::new();
+        config.prometheus_listen = " ".into();
+        assert_eq!(config.management_addr(), Ok(None));
+        assert_eq!(config.prometheus_addr(), Ok(None));
+        config.management_listen = "not an address".into();
+        assert!(config.management_addr().is_err());
+    }
 }
