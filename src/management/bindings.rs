@@ -11,8 +11,7 @@ use crate::broker::vhost::VHost;
 use crate::management::access::Caller;
 use crate::management::http::{ApiError, ApiResult, Reply, Request};
 use crate::management::json::{self, table_to_json};
-use crate::management::queues::NO_CONNECTION;
-use crate::management::{State, exchanges};
+use crate::management::{NO_CONNECTION, State, exchanges};
 use crate::protocol::FieldTable;
 
 /// Routes `/api/bindings/...`.

@@ -10,11 +10,10 @@ use crate::auth::{Authorize, Permission, ResourceKind};
 use crate::broker::exchange::Destination;
 use crate::broker::vhost::{ExchangeDeclare, QueueDeclare};
 use crate::error::AmqpResult;
-use crate::management::State;
 use crate::management::access::Caller;
 use crate::management::http::{ApiError, ApiResult, Reply, Request};
 use crate::management::json::{json_to_table, table_to_json};
-use crate::management::queues::NO_CONNECTION;
+use crate::management::{NO_CONNECTION, State};
 use crate::store::definitions::{PermissionDefinition, UserDefinition};
 
 /// Routes `/api/definitions`.

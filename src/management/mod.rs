@@ -42,6 +42,9 @@ use crate::management::rates::Rates;
 
 pub use crate::management::http::percent_decode;
 
+/// The connection identity of API actions, which come from no AMQP
+/// connection (so they may not use another connection's exclusive queues).
+const NO_CONNECTION: u64 = 0;
 /// Largest request body accepted (definitions of a large broker fit).
 const BODY_LIMIT: usize = 64 << 20;
 /// The web UI: one page that calls the API from the browser.

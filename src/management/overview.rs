@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 
 use crate::broker::message::Message;
 use crate::broker::vhost::QueueDeclare;
-use crate::management::State;
 use crate::management::access::Caller;
 use crate::management::http::{ApiError, ApiResult, Reply, Request};
 use crate::management::json::message_stats;
-use crate::management::queues::{NO_CONNECTION, put_messages};
+use crate::management::queues::put_messages;
 use crate::management::rates::broker_counters;
+use crate::management::{NO_CONNECTION, State};
 
 /// The node name objects report; Warren is a single node.
 pub const NODE_NAME: &str = "warren@localhost";

@@ -11,10 +11,7 @@ use crate::broker::vhost::{QueueDeclare, VHost};
 use crate::management::access::Caller;
 use crate::management::http::{ApiError, ApiResult, Reply, Request};
 use crate::management::json::{self, message_stats, put_counter, table_to_json};
-use crate::management::{Declaration, State, bindings, messages};
-
-/// A management API action never comes from an AMQP connection.
-pub const NO_CONNECTION: u64 = 0;
+use crate::management::{Declaration, NO_CONNECTION, State, bindings, messages};
 
 /// Routes `/api/queues/...`.
 pub fn handle(state: &State, caller: &Caller, request: &Request, path: &[&str]) -> ApiResult {
