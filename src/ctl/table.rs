@@ -5,15 +5,14 @@ use serde_json::Value;
 /// A column's value in `object`: `path` is dotted (`queue.name`); lists are
 /// joined with commas, absent values are empty.
 fn cell(object: &Value, path: &str) -> String {
-    let value = path.split('.').fold(object, |v, key| &v[key]);
+    text(path.split('.').fold(object, |v, key| &v[key]))
+}
+
+fn text(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| cell(i, ""))
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
 }
