@@ -6,6 +6,8 @@
 //! loop: while the outbound buffer is over its limit the task stops reading
 //! the socket and stops draining its mailbox, so a client that does not read
 //! stops being served, and its queues keep their messages.
+//!
+//! The code is generic over the client's byte stream ([`Transport`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +15,6 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -30,6 +31,7 @@ use crate::protocol::encode;
 use crate::protocol::frame::split_frame;
 use crate::server::handshake::{self, Limits, Refused};
 use crate::server::session::{Phase, Session};
+use crate::server::transport::Transport;
 use crate::store::Ticket;
 
 /// Outbound bytes above which the connection stops reading and delivering.
@@ -60,15 +62,14 @@ pub struct ConnectionSettings {
     pub consumer_timeout: Option<Duration>,
 }
 
-/// Serves one client socket until it closes or the broker shuts down.
-pub async fn serve(
-    mut stream: TcpStream,
+/// Serves one client stream until it closes or the broker shuts down.
+pub async fn serve<S: Transport>(
+    mut stream: S,
     peer: SocketAddr,
     broker: Arc<Broker>,
     settings: ConnectionSettings,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let handshake = handshake::handshake(&mut stream, &mut inbuf, &broker, settings.limits, peer);
     let opened = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
@@ -120,8 +121,8 @@ pub async fn serve(
 }
 
 /// The open connection's loop, until the client or the broker ends it.
-async fn run_session(
-    stream: TcpStream,
+async fn run_session<S: Transport>(
+    stream: S,
     mut inbuf: BytesMut,
     mut session: Session,
     mut events: UnboundedReceiver<Event>,
@@ -144,7 +145,7 @@ async fn run_session(
         frame_max,
         "connection opened"
     );
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = stream.into_halves();
     // Like RabbitMQ, send at half the interval; a peer silent for two whole
     // intervals is gone.
     let tick_every = if heartbeat.is_zero() {

@@ -8,6 +8,7 @@ mod channel;
 pub mod connection;
 pub mod handshake;
 mod session;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +60,7 @@ impl Server {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
                         let broker = self.broker.clone();
                         let shutdown = shutdown.clone();
                         connections.spawn(connection::serve(stream, peer, broker, self.settings, shutdown));
