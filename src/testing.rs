@@ -14,6 +14,7 @@ use crate::config::{Config, Overrides};
 /// A broker running on its own thread and runtime until dropped.
 pub struct InProcessServer {
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     broker: Arc<Broker>,
     config: Config,
     data_dir: PathBuf,
@@ -82,14 +83,18 @@ impl InProcessServer {
                     .expect("bind test broker");
                 let broker = server.broker();
                 let bound = server.local_addr().expect("bound address");
-                addr_tx.send((bound, broker.clone())).expect("test waits");
+                let tls_bound = server.tls_local_addr().expect("bound TLS address");
+                addr_tx
+                    .send((bound, tls_bound, broker.clone()))
+                    .expect("test waits");
                 server.run(shutdown_rx).await;
                 broker.shutdown();
             });
         });
-        let (addr, broker) = addr_rx.recv().expect("test broker started");
+        let (addr, tls_addr, broker) = addr_rx.recv().expect("test broker started");
         InProcessServer {
             addr,
+            tls_addr,
             broker,
             config,
             data_dir,
@@ -107,6 +112,11 @@ impl InProcessServer {
     /// The address the broker listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the amqps listener, when the test configured one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 }
 

@@ -7,14 +7,15 @@
 //! the socket and stops draining its mailbox, so a client that does not read
 //! stops being served, and its queues keep their messages.
 //!
-//! The code is generic over the client's byte stream ([`Transport`]).
+//! The same code serves plain TCP and TLS: it is generic over [`Transport`].
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -158,6 +159,8 @@ async fn run_session<S: Transport>(
     let mut last_read = Instant::now();
     let mut wrote_since_tick = false;
     let mut close_deadline: Option<Instant> = None;
+    // Written bytes a buffering transport (TLS) may still hold; never set for TCP.
+    let mut unflushed = false;
     let mut batch = Vec::with_capacity(EVENT_BATCH);
     // Unacknowledged deliveries are checked against their consumer timeout this often.
     let ack_check_every = session.ack_check_interval();
@@ -165,7 +168,7 @@ async fn run_session<S: Transport>(
     ack_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
     loop {
-        if session.phase() == Phase::Closed && session.out.is_empty() {
+        if session.phase() == Phase::Closed && session.out.is_empty() && !unflushed {
             if session.closed_by_client() {
                 // Closed for the client: it no longer counts against connection limits.
                 drop(registration);
@@ -233,9 +236,13 @@ async fn run_session<S: Transport>(
                 session.mailbox().taken(taken);
                 wrote_since_tick |= !session.out.is_empty();
             }
-            written = writer.write(&session.out), if !session.out.is_empty() => {
+            written = write_or_flush(&mut writer, &session.out), if !session.out.is_empty() || unflushed => {
                 match written {
-                    Ok(n) => session.out.advance(n),
+                    Ok(_) if session.out.is_empty() => unflushed = false,
+                    Ok(n) => {
+                        session.out.advance(n);
+                        unflushed = S::BUFFERS_WRITES;
+                    }
                     Err(e) => {
                         tracing::info!(error = %e, "socket write failed");
                         break;
@@ -289,7 +296,9 @@ async fn run_session<S: Transport>(
     }
     session.release_channels();
     let _ = tokio::time::timeout(Duration::from_secs(1), writer.write_all(&session.out)).await;
-    let _ = writer.shutdown().await;
+    // Shutting down sends what a buffering transport still holds (and TLS's
+    // close_notify), which a client that stopped reading could stall.
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
     tracing::info!("connection closed");
 }
 
@@ -305,6 +314,18 @@ struct Watches {
     blocked_notify: bool,
     /// The connection's place among the open ones; the broker closes it through this.
     registration: Registration,
+}
+
+/// Writes what it can of `out`, or, with `out` empty, flushes what the
+/// transport still holds (a write sends held bytes first, so a flush is only
+/// needed once everything is written).
+async fn write_or_flush(writer: &mut (impl AsyncWrite + Unpin), out: &[u8]) -> io::Result<usize> {
+    if out.is_empty() {
+        writer.flush().await?;
+        Ok(0)
+    } else {
+        writer.write(out).await
+    }
 }
 
 /// Resolves when a paused publisher may read again: its queue drained, or the pause ran out.

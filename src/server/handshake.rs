@@ -81,7 +81,7 @@ impl From<AmqpError> for Refused {
     }
 }
 
-/// Runs the handshake on a fresh client stream.
+/// Runs the handshake on a fresh client stream (TCP, or TLS once its own handshake is done).
 pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     buf: &mut BytesMut,
@@ -93,6 +93,7 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream.read_exact(&mut header).await?;
     if &header != PROTOCOL_HEADER {
         stream.write_all(PROTOCOL_HEADER).await?;
+        stream.flush().await?;
         return Err(Refused::BadHeader);
     }
     send(
@@ -349,10 +350,12 @@ fn unexpected(method: &Method, expected: &str) -> AmqpError {
     ))
 }
 
+/// Sends one method on channel 0 and flushes it: TLS may hold written bytes until then.
 async fn send<S: AsyncWrite + Unpin>(stream: &mut S, method: Method) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     encode::method(&mut out, 0, &method);
-    stream.write_all(&out).await
+    stream.write_all(&out).await?;
+    stream.flush().await
 }
 
 /// Reads the next method frame on channel 0, skipping heartbeats.
