@@ -8,7 +8,8 @@
 mod channel;
 pub mod connection;
 pub mod handshake;
-mod session;
+// Public so that the fuzz targets can drive a session without a socket.
+pub mod session;
 pub(crate) mod tls;
 mod transport;
 
