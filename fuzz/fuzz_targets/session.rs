@@ -13,12 +13,13 @@
 
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+use warren::auth::{Access, AccessControl, DefaultUser};
 use warren::broker::vhost::{Durability, VHost};
 use warren::config::{Config, Overrides};
 use warren::protocol::frame::{FRAME_METHOD, decode_method, split_frame};
@@ -31,6 +32,8 @@ use warren::store::{Store, SyncPolicy};
 /// The broker-wide parts every input's vhost shares, opened once per process.
 struct Shared {
     durability: Durability,
+    /// The default user, with full permissions on `/`.
+    access: Access,
     settings: ConnectionSettings,
     next_connection: AtomicU64,
 }
@@ -41,16 +44,24 @@ fn shared() -> &'static Shared {
         let config = Config::load(Overrides::default()).expect("default configuration");
         let dir = std::env::temp_dir().join(format!("warren-fuzz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let saved = DefinitionStore::open(&dir).expect("definitions in a temporary directory");
+        let saved =
+            Arc::new(DefinitionStore::open(&dir).expect("definitions in a temporary directory"));
+        let default_user = DefaultUser {
+            name: config.default_user.clone(),
+            password: config.default_pass.clone(),
+        };
+        let control = AccessControl::restore(saved.clone(), Some(&default_user));
+        let access = Access::new(Arc::new(control), &default_user.name, "/");
         let policy = SyncPolicy::Interval(Duration::from_secs(1));
         let (store, _) = Store::open(&dir.join("messages"), policy, config.queue_in_memory_limit)
             .expect("message store in a temporary directory");
         Shared {
             durability: Durability {
                 store,
-                saved: saved.into(),
+                saved,
                 in_memory_limit: config.queue_in_memory_limit,
             },
+            access,
             settings: ConnectionSettings {
                 limits: Limits {
                     channel_max: config.channel_max,
@@ -78,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let (mut session, mut events) = Session::new(
         id,
-        "guest".into(),
+        shared.access.clone(),
         vhost.clone(),
         tuning,
         true,
