@@ -1,7 +1,7 @@
 //! Typed settings: defaults, then a TOML file, then `WARREN_*` environment
 //! variables, then command-line flags — each layer overriding the one before.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -15,6 +15,13 @@ pub struct Config {
     pub management_listen: String,
     /// Prometheus metrics listen address (`WARREN_PROMETHEUS_LISTEN`); empty disables it.
     pub prometheus_listen: String,
+    /// amqps (AMQP over TLS) listen address (`WARREN_TLS_LISTEN`); when unset
+    /// but a certificate and key are, [`DEFAULT_TLS_LISTEN`].
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM file with the server's certificate chain, leaf first (`WARREN_TLS_CERT_FILE`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file with that certificate's private key (`WARREN_TLS_KEY_FILE`).
+    pub tls_key_file: Option<PathBuf>,
     /// Directory for persistent data (`WARREN_DATA_DIR`).
     pub data_dir: PathBuf,
     /// Log filter, e.g. `info` or `warren=debug` (`WARREN_LOG`).
@@ -59,6 +66,22 @@ pub struct Config {
     pub memory_high_watermark_bytes: u64,
 }
 
+/// Where the amqps listener goes when only its certificate and key are given:
+/// loopback, like the plain listener, on RabbitMQ's amqps port.
+pub const DEFAULT_TLS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 5671);
+
+/// The amqps listener's settings, once complete.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// The PEM private key.
+    pub key_file: PathBuf,
+}
+
 impl Config {
     /// The management API's address, `None` when disabled (an empty setting).
     pub fn management_addr(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
@@ -68,6 +91,24 @@ impl Config {
     /// The Prometheus metrics address, `None` when disabled (an empty setting).
     pub fn prometheus_addr(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
         optional_addr(&self.prometheus_listen)
+    }
+
+    /// The amqps listener, if configured: it needs both a certificate and a
+    /// key; a TLS address without them, or one without the other, is an error.
+    pub fn tls(&self) -> Result<Option<TlsListener>, String> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert_file), Some(key_file)) => Ok(Some(TlsListener {
+                listen: self.tls_listen.unwrap_or(DEFAULT_TLS_LISTEN),
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            })),
+            (None, None) if self.tls_listen.is_none() => Ok(None),
+            (None, None) => {
+                Err("tls_listen is set but tls_cert_file and tls_key_file are not".into())
+            }
+            (Some(_), None) => Err("tls_cert_file is set but tls_key_file is not".into()),
+            (None, Some(_)) => Err("tls_key_file is set but tls_cert_file is not".into()),
+        }
     }
 
     /// The memory use, in bytes, above which publishers are blocked.
@@ -94,6 +135,12 @@ pub struct Overrides {
     pub file: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<String>,
+    /// `--tls-listen`.
+    pub tls_listen: Option<String>,
+    /// `--tls-cert-file`.
+    pub tls_cert_file: Option<String>,
+    /// `--tls-key-file`.
+    pub tls_key_file: Option<String>,
     /// `--data-dir`.
     pub data_dir: Option<String>,
     /// `--log`.
@@ -132,6 +179,9 @@ impl Config {
         builder = builder.add_source(config::Environment::with_prefix("WARREN"));
         for (key, value) in [
             ("listen", overrides.listen),
+            ("tls_listen", overrides.tls_listen),
+            ("tls_cert_file", overrides.tls_cert_file),
+            ("tls_key_file", overrides.tls_key_file),
             ("data_dir", overrides.data_dir),
             ("log", overrides.log),
             ("default_user", overrides.default_user),
@@ -139,7 +189,9 @@ impl Config {
         ] {
             builder = builder.set_override_option(key, value)?;
         }
-        builder.build()?.try_deserialize()
+        let config: Config = builder.build()?.try_deserialize()?;
+        config.tls().map_err(config::ConfigError::Message)?;
+        Ok(config)
     }
 }
 
@@ -157,6 +209,67 @@ mod tests {
         assert_eq!(config.listen.port(), 5999);
         assert_eq!(config.default_user, "guest");
         assert_eq!(config.frame_max, 131_072);
+        assert!(config.tls().unwrap().is_none(), "TLS is off by default");
+    }
+
+    #[test]
+    fn tls_listens_on_5671_once_certificate_and_key_are_given() {
+        let config = Config::load(Overrides {
+            tls_cert_file: Some("cert.pem".into()),
+            tls_key_file: Some("key.pem".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        let tls = config.tls().unwrap().expect("TLS configured");
+        assert_eq!(tls.listen, "127.0.0.1:5671".parse().unwrap());
+        assert_eq!(tls.cert_file, PathBuf::from("cert.pem"));
+        assert_eq!(tls.key_file, PathBuf::from("key.pem"));
+        assert_eq!(config.listen.port(), 5672, "plain AMQP keeps its port");
+    }
+
+    #[test]
+    fn tls_listen_overrides_the_default_port() {
+        let config = Config::load(Overrides {
+            tls_listen: Some("0.0.0.0:5999".into()),
+            tls_cert_file: Some("cert.pem".into()),
+            tls_key_file: Some("key.pem".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(
+            config.tls().unwrap().unwrap().listen,
+            "0.0.0.0:5999".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn incomplete_tls_settings_are_refused() {
+        for (overrides, complaint) in [
+            (
+                Overrides {
+                    tls_cert_file: Some("cert.pem".into()),
+                    ..Overrides::default()
+                },
+                "tls_cert_file is set but tls_key_file is not",
+            ),
+            (
+                Overrides {
+                    tls_key_file: Some("key.pem".into()),
+                    ..Overrides::default()
+                },
+                "tls_key_file is set but tls_cert_file is not",
+            ),
+            (
+                Overrides {
+                    tls_listen: Some("127.0.0.1:5671".into()),
+                    ..Overrides::default()
+                },
+                "tls_listen is set but tls_cert_file and tls_key_file are not",
+            ),
+        ] {
+            let error = Config::load(overrides).unwrap_err();
+            assert_eq!(error.to_string(), complaint);
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@ use warren::config::{Config, Overrides};
 /// Warren: an AMQP 0-9-1 message broker for RabbitMQ clients.
 ///
 /// Settings come from defaults, then the TOML file given by --config, then
-/// WARREN_* environment variables (WARREN_LISTEN, WARREN_DATA_DIR, WARREN_LOG,
+/// WARREN_* environment variables (WARREN_LISTEN, WARREN_TLS_LISTEN,
+/// WARREN_TLS_CERT_FILE, WARREN_TLS_KEY_FILE, WARREN_DATA_DIR, WARREN_LOG,
 /// WARREN_DEFAULT_USER, WARREN_DEFAULT_PASS, WARREN_HEARTBEAT, WARREN_FRAME_MAX,
 /// WARREN_CHANNEL_MAX, WARREN_MAX_MESSAGE_SIZE, WARREN_SYNC_INTERVAL_MS,
 /// WARREN_QUEUE_IN_MEMORY_LIMIT, WARREN_CONNECTION_MAX), then these flags.
@@ -25,6 +26,15 @@ struct Flags {
     /// AMQP listen address [default: 127.0.0.1:5672].
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
+    /// amqps (AMQP over TLS) listen address [default: 127.0.0.1:5671 when a certificate and key are set].
+    #[arg(long, value_name = "ADDR:PORT")]
+    tls_listen: Option<String>,
+    /// PEM certificate chain for amqps, leaf first; needs --tls-key-file.
+    #[arg(long, value_name = "PATH")]
+    tls_cert_file: Option<String>,
+    /// PEM private key of that certificate.
+    #[arg(long, value_name = "PATH")]
+    tls_key_file: Option<String>,
     /// Data directory [default: ./data].
     #[arg(long, value_name = "PATH")]
     data_dir: Option<String>,
@@ -61,6 +71,9 @@ fn main() -> std::process::ExitCode {
     let config = match Config::load(Overrides {
         file: flags.config,
         listen: flags.listen,
+        tls_listen: flags.tls_listen,
+        tls_cert_file: flags.tls_cert_file,
+        tls_key_file: flags.tls_key_file,
         data_dir: flags.data_dir,
         log: flags.log,
         default_user: flags.default_user,
@@ -90,13 +103,18 @@ async fn run(config: Config) -> std::process::ExitCode {
     let server = match warren::run::bind(&config).await {
         Ok(server) => server,
         Err(e) => {
-            tracing::error!(listen = %config.listen, error = %e, "cannot start");
+            tracing::error!(error = %e, "cannot start");
             return std::process::ExitCode::FAILURE;
         }
     };
     match server.local_addr() {
         Ok(addr) => tracing::info!(data_dir = %config.data_dir.display(), "listening on {addr}"),
         Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
+    }
+    match server.tls_local_addr() {
+        Ok(Some(addr)) => tracing::info!("amqps (TLS) listening on {addr}"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "amqps listening on an unknown address"),
     }
     if let Some(addr) = server.management_addr() {
         tracing::info!("management API on http://{addr}/");

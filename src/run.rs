@@ -1,5 +1,6 @@
 //! Wiring: from a [`Config`] to the bound listeners.
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,10 +13,11 @@ use crate::management;
 use crate::server::Server;
 use crate::server::connection::ConnectionSettings;
 use crate::server::handshake::Limits;
+use crate::server::tls;
 use crate::store::SyncPolicy;
 
-/// The broker's listeners: AMQP, and the management API and Prometheus
-/// metrics unless disabled.
+/// The broker's listeners: AMQP, amqps when configured, and the management
+/// API and Prometheus metrics unless disabled.
 pub struct Listeners {
     amqp: Server,
     http: management::HttpListeners,
@@ -30,6 +32,11 @@ impl Listeners {
     /// The AMQP address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.amqp.local_addr()
+    }
+
+    /// The amqps address actually bound, if there is one.
+    pub fn tls_local_addr(&self) -> io::Result<Option<SocketAddr>> {
+        self.amqp.tls_local_addr()
     }
 
     /// The management API's address, if it listens.
@@ -51,10 +58,18 @@ impl Listeners {
 }
 
 /// Builds the broker described by `config` and binds its listeners.
-pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
-    let invalid = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
-    let management_addr = config.management_addr().map_err(invalid)?;
-    let prometheus_addr = config.prometheus_addr().map_err(invalid)?;
+pub async fn bind(config: &Config) -> io::Result<Listeners> {
+    let management_addr = config.management_addr().map_err(invalid_input)?;
+    let prometheus_addr = config.prometheus_addr().map_err(invalid_input)?;
+    // TLS files are read first, so that a bad one stops start-up before
+    // anything touches the data directory.
+    let tls = match config.tls().map_err(invalid_input)? {
+        Some(listener) => Some((
+            listener.listen,
+            tls::acceptor(&listener.cert_file, &listener.key_file)?,
+        )),
+        None => None,
+    };
     let policy = match config.sync_interval_ms {
         0 => SyncPolicy::EveryBatch,
         ms => SyncPolicy::Interval(std::time::Duration::from_millis(ms)),
@@ -83,11 +98,22 @@ pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
         consumer_timeout: (config.consumer_timeout_ms > 0)
             .then(|| std::time::Duration::from_millis(config.consumer_timeout_ms)),
     };
-    let amqp = Server::bind(config.listen, broker.clone(), settings).await?;
+    let mut amqp = Server::bind(config.listen, broker.clone(), settings)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("listen on {}: {e}", config.listen)))?;
+    if let Some((addr, acceptor)) = tls {
+        amqp.bind_tls(addr, acceptor)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("TLS listen on {addr}: {e}")))?;
+    }
     let wanted = [
         (management::Kind::Management, management_addr),
         (management::Kind::Prometheus, prometheus_addr),
     ];
     let http = management::HttpListeners::bind(broker, amqp.local_addr()?, &wanted).await?;
     Ok(Listeners { amqp, http })
+}
+
+fn invalid_input(e: impl ToString) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
 }

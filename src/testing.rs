@@ -14,6 +14,7 @@ use crate::config::{Config, Overrides};
 /// A broker running on its own thread and runtime until dropped.
 pub struct InProcessServer {
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     management: Option<SocketAddr>,
     prometheus: Option<SocketAddr>,
     broker: Arc<Broker>,
@@ -86,17 +87,20 @@ impl InProcessServer {
                     .expect("bind test broker");
                 let broker = server.broker();
                 let bound = server.local_addr().expect("bound address");
+                let tls_bound = server.tls_local_addr().expect("bound TLS address");
                 let http = (server.management_addr(), server.prometheus_addr());
                 addr_tx
-                    .send((bound, http, broker.clone()))
+                    .send((bound, tls_bound, http, broker.clone()))
                     .expect("test waits");
                 server.run(shutdown_rx).await;
                 broker.shutdown();
             });
         });
-        let (addr, (management, prometheus), broker) = addr_rx.recv().expect("test broker started");
+        let (addr, tls_addr, (management, prometheus), broker) =
+            addr_rx.recv().expect("test broker started");
         InProcessServer {
             addr,
+            tls_addr,
             management,
             prometheus,
             broker,
@@ -126,6 +130,11 @@ impl InProcessServer {
     /// The address the broker listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the amqps listener, when the test configured one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 }
 

@@ -39,9 +39,11 @@ def record_suite(name: str, url: str, directory: pathlib.Path, pytest_args: list
         INTEROP_DIFF_OUTCOMES=str(directory / "outcomes.json"),
         PYTHONPATH=os.pathsep.join(filter(None, [str(HERE / "plugin"), os.environ.get("PYTHONPATH")])),
     )
-    # Only one of the two brokers could be restarted, which would make the runs
-    # incomparable: the restart tests skip against both.
-    env.pop("INTEROP_RESTART_BROKER", None)
+    # Only one of the two brokers could be restarted, and only one serves the
+    # amqps listener these variables name, which would make the runs
+    # incomparable: the restart and TLS tests skip against both.
+    for only_one_broker in ("INTEROP_RESTART_BROKER", "AMQPS_URL", "AMQPS_CA_FILE"):
+        env.pop(only_one_broker, None)
     print(f"=== differential: python suite against {name} ({url}) through a recorder ===", flush=True)
     try:
         result = subprocess.run([str(SUITE), "-p", "interop_diff_plugin", *pytest_args], env=env)

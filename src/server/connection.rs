@@ -6,14 +6,16 @@
 //! loop: while the outbound buffer is over its limit the task stops reading
 //! the socket and stops draining its mailbox, so a client that does not read
 //! stops being served, and its queues keep their messages.
+//!
+//! The same code serves plain TCP and TLS: it is generic over [`Transport`].
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -30,6 +32,7 @@ use crate::protocol::encode;
 use crate::protocol::frame::split_frame;
 use crate::server::handshake::{self, Limits, Refused};
 use crate::server::session::{Phase, Session};
+use crate::server::transport::Transport;
 use crate::store::Ticket;
 
 /// Outbound bytes above which the connection stops reading and delivering.
@@ -60,15 +63,14 @@ pub struct ConnectionSettings {
     pub consumer_timeout: Option<Duration>,
 }
 
-/// Serves one client socket until it closes or the broker shuts down.
-pub async fn serve(
-    mut stream: TcpStream,
+/// Serves one client stream until it closes or the broker shuts down.
+pub async fn serve<S: Transport>(
+    mut stream: S,
     peer: SocketAddr,
     broker: Arc<Broker>,
     settings: ConnectionSettings,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let handshake = handshake::handshake(&mut stream, &mut inbuf, &broker, settings.limits, peer);
     let opened = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
@@ -120,8 +122,8 @@ pub async fn serve(
 }
 
 /// The open connection's loop, until the client or the broker ends it.
-async fn run_session(
-    stream: TcpStream,
+async fn run_session<S: Transport>(
+    stream: S,
     mut inbuf: BytesMut,
     mut session: Session,
     mut events: UnboundedReceiver<Event>,
@@ -144,7 +146,7 @@ async fn run_session(
         frame_max,
         "connection opened"
     );
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = stream.into_halves();
     // Like RabbitMQ, send at half the interval; a peer silent for two whole
     // intervals is gone.
     let tick_every = if heartbeat.is_zero() {
@@ -157,6 +159,8 @@ async fn run_session(
     let mut last_read = Instant::now();
     let mut wrote_since_tick = false;
     let mut close_deadline: Option<Instant> = None;
+    // Written bytes a buffering transport (TLS) may still hold; never set for TCP.
+    let mut unflushed = false;
     let mut batch = Vec::with_capacity(EVENT_BATCH);
     // Unacknowledged deliveries are checked against their consumer timeout this often.
     let ack_check_every = session.ack_check_interval();
@@ -164,7 +168,7 @@ async fn run_session(
     ack_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
     loop {
-        if session.phase() == Phase::Closed && session.out.is_empty() {
+        if session.phase() == Phase::Closed && session.out.is_empty() && !unflushed {
             if session.closed_by_client() {
                 // Closed for the client: it no longer counts against connection limits.
                 drop(registration);
@@ -236,9 +240,13 @@ async fn run_session(
                 session.mailbox().taken(taken);
                 wrote_since_tick |= !session.out.is_empty();
             }
-            written = writer.write(&session.out), if !session.out.is_empty() => {
+            written = write_or_flush(&mut writer, &session.out), if !session.out.is_empty() || unflushed => {
                 match written {
-                    Ok(n) => session.out.advance(n),
+                    Ok(_) if session.out.is_empty() => unflushed = false,
+                    Ok(n) => {
+                        session.out.advance(n);
+                        unflushed = S::BUFFERS_WRITES;
+                    }
                     Err(e) => {
                         tracing::info!(error = %e, "socket write failed");
                         break;
@@ -292,7 +300,9 @@ async fn run_session(
     }
     session.release_channels();
     let _ = tokio::time::timeout(Duration::from_secs(1), writer.write_all(&session.out)).await;
-    let _ = writer.shutdown().await;
+    // Shutting down sends what a buffering transport still holds (and TLS's
+    // close_notify), which a client that stopped reading could stall.
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
     tracing::info!("connection closed");
 }
 
@@ -308,6 +318,18 @@ struct Watches {
     blocked_notify: bool,
     /// The connection's place among the open ones; the broker closes it through this.
     registration: Registration,
+}
+
+/// Writes what it can of `out`, or, with `out` empty, flushes what the
+/// transport still holds (a write sends held bytes first, so a flush is only
+/// needed once everything is written).
+async fn write_or_flush(writer: &mut (impl AsyncWrite + Unpin), out: &[u8]) -> io::Result<usize> {
+    if out.is_empty() {
+        writer.flush().await?;
+        Ok(0)
+    } else {
+        writer.write(out).await
+    }
 }
 
 /// Resolves when a paused publisher may read again: its queue drained, or the pause ran out.

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use amq_protocol::protocol::{AMQPClass, connection};
 use amq_protocol::types::parsing::parse_field_table;
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::auth::Access;
 use crate::broker::Broker;
@@ -82,9 +81,9 @@ impl From<AmqpError> for Refused {
     }
 }
 
-/// Runs the handshake on a fresh socket.
-pub async fn handshake(
-    stream: &mut TcpStream,
+/// Runs the handshake on a fresh client stream (TCP, or TLS once its own handshake is done).
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     broker: &Broker,
     limits: Limits,
@@ -94,6 +93,7 @@ pub async fn handshake(
     stream.read_exact(&mut header).await?;
     if &header != PROTOCOL_HEADER {
         stream.write_all(PROTOCOL_HEADER).await?;
+        stream.flush().await?;
         return Err(Refused::BadHeader);
     }
     send(
@@ -178,8 +178,8 @@ pub async fn handshake(
 }
 
 /// Sends connection.close for a refused handshake and waits briefly for close-ok.
-pub async fn refuse(
-    stream: &mut TcpStream,
+pub async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     error: &AmqpError,
 ) -> std::io::Result<()> {
@@ -359,15 +359,17 @@ fn unexpected(method: &Method, expected: &str) -> AmqpError {
     ))
 }
 
-async fn send(stream: &mut TcpStream, method: Method) -> std::io::Result<()> {
+/// Sends one method on channel 0 and flushes it: TLS may hold written bytes until then.
+async fn send<S: AsyncWrite + Unpin>(stream: &mut S, method: Method) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     encode::method(&mut out, 0, &method);
-    stream.write_all(&out).await
+    stream.write_all(&out).await?;
+    stream.flush().await
 }
 
 /// Reads the next method frame on channel 0, skipping heartbeats.
-async fn read_method(
-    stream: &mut TcpStream,
+async fn read_method<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     frame_max: u32,
 ) -> Result<Method, Refused> {

@@ -1,4 +1,4 @@
-//! A hand-driven AMQP 0-9-1 client over a plain `TcpStream`, for tests that must
+//! A hand-driven AMQP 0-9-1 client over a socket (plain TCP, or TLS), for tests that must
 //! control every byte the broker sees: frame encoders, a frame reader that never
 //! waits longer than it is told, field-table encoding and decoding, and a
 //! well-behaved lapin "bystander" that checks the broker still serves others.
@@ -14,7 +14,7 @@ use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions}
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
@@ -589,9 +589,14 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8(out).expect("url component is UTF-8")
 }
 
+/// A byte stream a [`RawClient`] speaks over: a `TcpStream`, or a TLS stream on one.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
 /// A hand-driven AMQP 0-9-1 client over a raw socket.
 pub struct RawClient {
-    pub stream: TcpStream,
+    pub stream: Box<dyn Stream>,
     pub buf: Vec<u8>,
     pub frame_max: u32,
     /// How long one write, or one expected method, may take ([`READ_TIMEOUT`] unless connected `_within` another).
@@ -615,8 +620,13 @@ impl RawClient {
             .expect("connect timed out")
             .expect("connect to broker");
         stream.set_nodelay(true).expect("set TCP_NODELAY");
+        RawClient::over(stream, wait)
+    }
+
+    /// A client over an already connected `stream` (no AMQP handshake yet).
+    pub fn over(stream: impl Stream + 'static, wait: Duration) -> RawClient {
         RawClient {
-            stream,
+            stream: Box::new(stream),
             buf: Vec::new(),
             frame_max: 4096,
             wait,
@@ -638,7 +648,7 @@ impl RawClient {
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
-        timeout(self.wait, self.stream.write_all(bytes))
+        timeout(self.wait, write_flushed(&mut self.stream, bytes))
             .await
             .expect("write timed out")
             .expect("write to broker");
@@ -646,7 +656,11 @@ impl RawClient {
 
     /// Sends bytes the broker may refuse to read; write errors and stalls are ignored.
     pub async fn send_best_effort(&mut self, bytes: &[u8]) {
-        let _ = timeout(Duration::from_secs(2), self.stream.write_all(bytes)).await;
+        let _ = timeout(
+            Duration::from_secs(2),
+            write_flushed(&mut self.stream, bytes),
+        )
+        .await;
     }
 
     /// Reads more bytes into the buffer, waiting at most until `deadline`.
@@ -851,6 +865,12 @@ impl RawClient {
         self.expect_connection_close(code, text_prefix, ids).await;
         self.finish_close().await;
     }
+}
+
+/// Writes all of `bytes` and flushes them: TLS holds written bytes until then.
+async fn write_flushed(stream: &mut Box<dyn Stream>, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 // ---------------------------------------------------------------------------
