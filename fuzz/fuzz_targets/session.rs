@@ -87,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
         heartbeat: limits.heartbeat,
     };
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
-    let (mut session, mut events) = Session::new(
+    let mut session = Session::new(
         id,
         shared.access.clone(),
         vhost.clone(),
@@ -95,6 +95,8 @@ fuzz_target!(|data: &[u8]| {
         true,
         shared.settings,
     );
+    // The mailbox's receiving end, once a consumer has created the mailbox.
+    let mut events = None;
     let mut inbuf = BytesMut::from(data);
     session.begin_batch(Instant::now());
     while session.phase() != Phase::Closed {
@@ -107,12 +109,15 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // One frame per batch, so deliveries interleave with the client's frames.
+        if events.is_none() {
+            events = session.take_events();
+        }
         let mut taken = 0;
-        while let Ok(event) = events.try_recv() {
+        while let Some(event) = events.as_mut().and_then(|e| e.try_recv().ok()) {
             session.handle_event(event);
             taken += 1;
         }
-        session.mailbox().taken(taken);
+        session.events_taken(taken);
         session.end_of_batch();
         if session.awaits_disk() {
             // As if the store had caught up: releases confirms of persistent messages.

@@ -131,6 +131,39 @@ impl Mailbox {
     }
 }
 
+/// A connection's mailbox, created when the connection's first consumer needs
+/// it: the event queue behind a mailbox allocates a few KiB from the start,
+/// which a connection that only publishes, or sits idle, never needs.
+#[derive(Debug, Default)]
+pub struct LazyMailbox {
+    mailbox: Option<Arc<Mailbox>>,
+    receiver: Option<mpsc::UnboundedReceiver<Event>>,
+}
+
+impl LazyMailbox {
+    /// The mailbox, created on first use; the connection then collects its
+    /// receiving end with [`LazyMailbox::take_receiver`].
+    pub fn get(&mut self) -> &Arc<Mailbox> {
+        self.mailbox.get_or_insert_with(|| {
+            let (mailbox, receiver) = Mailbox::new();
+            self.receiver = Some(receiver);
+            mailbox
+        })
+    }
+
+    /// The receiving end of a mailbox created since the last call.
+    pub fn take_receiver(&mut self) -> Option<mpsc::UnboundedReceiver<Event>> {
+        self.receiver.take()
+    }
+
+    /// See [`Mailbox::taken`]; nothing to do before the mailbox exists.
+    pub fn taken(&self, n: usize) {
+        if let Some(mailbox) = &self.mailbox {
+            mailbox.taken(n);
+        }
+    }
+}
+
 /// Prefetch accounting of one consumer, shared by its queue and its channel.
 #[derive(Debug)]
 pub struct Credit {

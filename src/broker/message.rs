@@ -5,11 +5,12 @@
 //! times, and it is written to consumers exactly as it arrived.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use amq_protocol::protocol::basic::{AMQPProperties, gen_properties, parse_properties};
 use bytes::Bytes;
 
+use crate::broker::deadline::Deadline;
 use crate::broker::ready::Entry;
 use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::{AMQPValue, FieldTable, properties};
@@ -35,7 +36,7 @@ pub struct Message {
     /// The body, reassembled from its frames.
     pub body: Bytes,
     /// When the message expires (its `expiration` property), if ever.
-    pub expires_at: Option<Instant>,
+    pub expires_at: Option<Deadline>,
     /// Where the message store holds it (persistent messages in durable queues).
     pub stored: Option<Location>,
     /// Routing keys from a `BCC` header, which is removed at publish but
@@ -124,7 +125,7 @@ impl Message {
     /// A message read back from the store.
     pub fn recovered(stored: &StoredMessage, location: Location) -> Message {
         Message {
-            expires_at: instant_of_unix_ms(stored.expires_at_ms),
+            expires_at: Deadline::of_unix_ms(stored.expires_at_ms),
             stored: Some(location),
             ..Message::new(
                 Arc::from(stored.exchange.as_str()),
@@ -162,7 +163,7 @@ impl Message {
                     "invalid expiration '{expiration}': {reason}"
                 ))
             })?;
-            self.expires_at = Some(Instant::now() + Duration::from_millis(ttl));
+            self.expires_at = Some(Deadline::after(Duration::from_millis(ttl)));
         }
         Ok(())
     }
@@ -174,17 +175,12 @@ impl Message {
 
     /// The expiry as milliseconds since the Unix epoch (0: never), for the store.
     pub fn expires_at_unix_ms(&self) -> u64 {
-        self.expires_at.map_or(0, |at| {
-            let left = at.saturating_duration_since(Instant::now());
-            (SystemTime::now() + left)
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |since| since.as_millis().max(1) as u64)
-        })
+        self.expires_at.map_or(0, Deadline::unix_ms)
     }
 
     /// Whether the message's TTL has run out.
-    pub fn is_expired(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+    pub fn is_expired(&self, now: Deadline) -> bool {
+        self.expires_at.is_some_and(|at| at.has_passed(now))
     }
 
     /// A copy of the message with one header set (the body is shared, not copied).
@@ -281,16 +277,6 @@ pub fn encode_properties(properties: &AMQPProperties) -> Option<Bytes> {
         .map(|(bytes, _)| bytes.into())
 }
 
-/// The instant matching a stored expiry (0: never); one already past is now.
-pub fn instant_of_unix_ms(unix_ms: u64) -> Option<Instant> {
-    if unix_ms == 0 {
-        return None;
-    }
-    let at = UNIX_EPOCH + Duration::from_millis(unix_ms);
-    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-    Some(Instant::now() + left)
-}
-
 /// Parses an `expiration` property as RabbitMQ does, with its error terms as reasons.
 fn parse_expiration(text: &str) -> Result<u64, String> {
     let digits_end = text
@@ -319,7 +305,15 @@ fn parse_expiration(text: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_expiration;
+    use super::{Message, parse_expiration};
+
+    #[test]
+    fn a_message_and_its_arc_header_fit_a_160_byte_allocation() {
+        // glibc rounds an `Arc<Message>` (16 bytes of counts + the message)
+        // up to a 16-byte multiple plus 8 bytes of chunk header: 136 bytes
+        // of message make a 160-byte chunk, 144 would make a 176-byte one.
+        assert!(size_of::<Message>() <= 136, "{}", size_of::<Message>());
+    }
 
     #[test]
     fn expirations_parse_as_rabbitmq_reports_them() {

@@ -10,6 +10,7 @@ pub mod alarms;
 pub mod arguments;
 pub mod connections;
 pub mod dead_letter;
+pub mod deadline;
 pub mod exchange;
 pub mod headers;
 pub mod mailbox;

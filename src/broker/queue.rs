@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::broker::dead_letter::{DeadLetter, Reason};
+use crate::broker::deadline::{Deadline, earliest};
 use crate::broker::mailbox::{Credit, Mailbox};
-use crate::broker::message::{Message, QueuedMessage, instant_of_unix_ms};
+use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue_settings::{Overflow, QueueKind, QueueSettings};
 use crate::broker::ready::{Entry, Held, ReadyList, Slot};
 use crate::broker::vhost::VHost;
@@ -171,7 +172,7 @@ struct QueueState {
     /// Dead messages to republish once the lock is released.
     dead_letters: Vec<DeadLetter>,
     /// When the pending expiry timer fires, if one is pending.
-    expiry_timer: Option<Instant>,
+    expiry_timer: Option<Deadline>,
     /// Last time the queue was used, for `x-expires`.
     last_used: Instant,
     /// An `x-expires` watcher task is running.
@@ -308,7 +309,7 @@ impl Queue {
     /// expired messages leave through the expiry timer.
     pub fn message_count(&self) -> u32 {
         let state = self.state.lock();
-        (state.ready.len() - state.ready.count_expired(Instant::now())) as u32
+        (state.ready.len() - state.ready.count_expired(Deadline::now())) as u32
     }
 
     /// Attached consumers.
@@ -380,11 +381,7 @@ impl Queue {
     fn entry_for(&self, state: &mut QueueState, message: &Message) -> Entry {
         let seq = state.next_seq;
         state.next_seq += 1;
-        let queue_expiry = self
-            .config
-            .settings
-            .message_ttl
-            .map(|ttl| Instant::now() + ttl);
+        let queue_expiry = self.config.settings.message_ttl.map(Deadline::after);
         let priority = properties::priority(&message.properties).unwrap_or(0);
         Entry {
             seq,
@@ -466,7 +463,7 @@ impl Queue {
     /// Expired messages at the head die.
     fn expire_head(&self, state: &mut QueueState) {
         let before = state.ready.len();
-        for slot in state.ready.take_expired(Instant::now()) {
+        for slot in state.ready.take_expired(Deadline::now()) {
             self.kill_slot(state, slot, Reason::Expired);
         }
         self.note_drained_from(before, state.ready.len());
@@ -594,18 +591,14 @@ impl Queue {
     /// live longer than its TTL across a restart, never shorter.
     pub fn restore(self: &Arc<Self>, messages: impl IntoIterator<Item = RecoveredMessage>) {
         let mut state = self.lock();
-        let queue_expiry = self
-            .config
-            .settings
-            .message_ttl
-            .map(|ttl| Instant::now() + ttl);
+        let queue_expiry = self.config.settings.message_ttl.map(Deadline::after);
         for recovered in messages {
             let seq = state.next_seq;
             state.next_seq += 1;
             let summary = recovered.summary;
             let entry = Entry {
                 seq,
-                expires_at: earliest(instant_of_unix_ms(summary.expires_at_ms), queue_expiry),
+                expires_at: earliest(Deadline::of_unix_ms(summary.expires_at_ms), queue_expiry),
                 body_len: summary.body_len,
                 priority: state.ready.level_of(summary.priority),
                 redelivered: recovered.redelivered,
@@ -850,7 +843,7 @@ impl Queue {
         state.expiry_timer = Some(at);
         let queue = Arc::downgrade(self);
         spawn(async move {
-            tokio::time::sleep_until(at.into()).await;
+            tokio::time::sleep_until(at.instant().into()).await;
             let Some(queue) = queue.upgrade() else {
                 return;
             };
@@ -898,14 +891,6 @@ impl Queue {
                 }
             }
         });
-    }
-}
-
-/// The earlier of two optional instants.
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 

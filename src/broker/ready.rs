@@ -12,8 +12,8 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
+use crate::broker::deadline::Deadline;
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::Persistence;
 use crate::store::Location;
@@ -43,7 +43,7 @@ pub struct Entry {
     /// Position in the queue's order; requeued messages go back to it.
     pub seq: u64,
     /// When the message expires in this queue (the earlier of its own TTL and the queue's).
-    pub expires_at: Option<Instant>,
+    pub expires_at: Option<Deadline>,
     /// Body size, for byte limits.
     pub body_len: u32,
     /// Priority level in this queue (0 in a plain queue).
@@ -72,8 +72,8 @@ impl Slot {
         }
     }
 
-    fn is_expired(&self, now: Instant) -> bool {
-        self.entry.expires_at.is_some_and(|at| at <= now)
+    fn is_expired(&self, now: Deadline) -> bool {
+        self.entry.expires_at.is_some_and(|at| at.has_passed(now))
     }
 }
 
@@ -208,7 +208,7 @@ impl ReadyList {
     }
 
     /// Removes expired messages at the head of each level.
-    pub fn take_expired(&mut self, now: Instant) -> Vec<Slot> {
+    pub fn take_expired(&mut self, now: Deadline) -> Vec<Slot> {
         let mut expired = Vec::new();
         for level in &mut self.levels {
             while let Some(slot) = level.pop_front_if(|s| s.is_expired(now)) {
@@ -221,7 +221,7 @@ impl ReadyList {
     }
 
     /// How many messages [`ReadyList::take_expired`] would remove now.
-    pub fn count_expired(&self, now: Instant) -> usize {
+    pub fn count_expired(&self, now: Deadline) -> usize {
         self.levels
             .iter()
             .map(|level| level.iter().take_while(|s| s.is_expired(now)).count())
@@ -229,7 +229,7 @@ impl ReadyList {
     }
 
     /// When the earliest head message expires, if any does.
-    pub fn next_expiry(&self) -> Option<Instant> {
+    pub fn next_expiry(&self) -> Option<Deadline> {
         self.levels
             .iter()
             .filter_map(|level| level.front()?.entry.expires_at)
@@ -251,5 +251,17 @@ impl ReadyList {
             .filter(|s| s.entry.redelivered)
             .filter_map(Slot::location)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, Slot};
+
+    #[test]
+    fn ready_slots_stay_small() {
+        // One of each per ready message: a backlog of millions pays for every byte.
+        assert!(size_of::<Entry>() <= 32, "{}", size_of::<Entry>());
+        assert!(size_of::<Slot>() <= 48, "{}", size_of::<Slot>());
     }
 }

@@ -8,6 +8,11 @@
 //! stops being served, and its queues keep their messages.
 //!
 //! The same code serves plain TCP and TLS: it is generic over [`Transport`].
+//!
+//! An idle connection holds little memory: its read buffer starts small and
+//! moves to large chunks only once a read fills it, its outbound buffer grows
+//! with what there is to send, its mailbox appears with its first consumer,
+//! and buffers left empty for a whole heartbeat interval are released.
 
 use std::io;
 use std::net::SocketAddr;
@@ -37,6 +42,16 @@ use crate::store::Ticket;
 
 /// Outbound bytes above which the connection stops reading and delivering.
 const OUTBOUND_HIGH_WATER: usize = 1 << 20;
+/// Read buffer of a client that sends little at a time: a method or two, a
+/// heartbeat, a few acks. A read that fills it shows the client is busy.
+const QUIET_READ: usize = 1024;
+/// Read buffer growth for a busy client: one read takes up to this much.
+const BUSY_READ: usize = 64 * 1024;
+/// Room below which a busy client's read buffer grows by another chunk.
+/// Message bodies are slices of the read buffer and keep its allocation alive
+/// while they are queued, so the room left unused at the end of each chunk is
+/// held too: a small threshold keeps that waste small.
+const BUSY_MIN_ROOM: usize = 2 * 1024;
 /// Events taken from the mailbox per turn of the loop.
 const EVENT_BATCH: usize = 256;
 /// Longest a publisher to a crowded queue pauses; bounded so that a connection
@@ -71,7 +86,7 @@ pub async fn serve<S: Transport>(
     settings: ConnectionSettings,
     shutdown: watch::Receiver<bool>,
 ) {
-    let mut inbuf = BytesMut::with_capacity(64 * 1024);
+    let mut inbuf = BytesMut::with_capacity(QUIET_READ);
     let handshake = handshake::handshake(&mut stream, &mut inbuf, &broker, settings.limits, peer);
     let opened = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(opened)) => opened,
@@ -97,7 +112,7 @@ pub async fn serve<S: Transport>(
     };
     let span = tracing::info_span!("connection", %peer, user = opened.access.user(), vhost = opened.vhost.name());
     let synced = opened.vhost.store().synced();
-    let (session, events) = Session::new(
+    let session = Session::new(
         opened.registration.id(),
         opened.access,
         opened.vhost,
@@ -114,11 +129,9 @@ pub async fn serve<S: Transport>(
         blocked_notify: opened.blocked_notify,
         registration: opened.registration,
     };
-    run_session(
-        stream, inbuf, session, events, frame_max, heartbeat, watches,
-    )
-    .instrument(span)
-    .await;
+    run_session(stream, inbuf, session, frame_max, heartbeat, watches)
+        .instrument(span)
+        .await;
 }
 
 /// The open connection's loop, until the client or the broker ends it.
@@ -126,7 +139,6 @@ async fn run_session<S: Transport>(
     stream: S,
     mut inbuf: BytesMut,
     mut session: Session,
-    mut events: UnboundedReceiver<Event>,
     frame_max: u32,
     heartbeat: Duration,
     watches: Watches,
@@ -161,7 +173,13 @@ async fn run_session<S: Transport>(
     let mut close_deadline: Option<Instant> = None;
     // Written bytes a buffering transport (TLS) may still hold; never set for TCP.
     let mut unflushed = false;
-    let mut batch = Vec::with_capacity(EVENT_BATCH);
+    // The mailbox's receiving end, once a consumer has created the mailbox.
+    let mut events = None;
+    // Allocated by the first `recv_many`: a connection that never consumes has none.
+    let mut batch = Vec::new();
+    // A read has filled the buffer: the client sends more than a little at a time.
+    let mut busy = false;
+    let mut read_since_tick = false;
     // Unacknowledged deliveries are checked against their consumer timeout this often.
     let ack_check_every = session.ack_check_interval();
     let mut ack_check = tokio::time::interval_at(Instant::now() + ack_check_every, ack_check_every);
@@ -179,6 +197,9 @@ async fn run_session<S: Transport>(
         if session.phase() == Phase::Closing && close_deadline.is_none() {
             close_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
         }
+        if events.is_none() {
+            events = session.take_events();
+        }
         let room = session.out.len() < OUTBOUND_HIGH_WATER;
         // A resource alarm stops reading from connections that publish.
         let alarm = *alarms.borrow();
@@ -194,9 +215,13 @@ async fn run_session<S: Transport>(
             }
         }
         let reading = room && session.phase() != Phase::Closed && !holding && paused.is_none();
-        if inbuf.capacity() - inbuf.len() < 16 * 1024 {
-            inbuf.reserve(64 * 1024);
+        let spare = inbuf.capacity() - inbuf.len();
+        if busy && spare < BUSY_MIN_ROOM {
+            inbuf.reserve(BUSY_READ);
+        } else if spare == 0 {
+            inbuf.reserve(QUIET_READ);
         }
+        let read_room = inbuf.capacity() - inbuf.len();
         tokio::select! {
             read = reader.read_buf(&mut inbuf), if reading => {
                 match read {
@@ -206,7 +231,9 @@ async fn run_session<S: Transport>(
                         }
                         break;
                     }
-                    Ok(_) => {
+                    Ok(n) => {
+                        busy |= n == read_room;
+                        read_since_tick = true;
                         last_read = Instant::now();
                         session.begin_batch(last_read.into_std());
                         loop {
@@ -232,12 +259,12 @@ async fn run_session<S: Transport>(
                     }
                 }
             }
-            taken = events.recv_many(&mut batch, EVENT_BATCH), if room => {
+            taken = recv_events(&mut events, &mut batch), if room => {
                 session.begin_batch(std::time::Instant::now());
                 for event in batch.drain(..) {
                     session.handle_event(event);
                 }
-                session.mailbox().taken(taken);
+                session.events_taken(taken);
                 wrote_since_tick |= !session.out.is_empty();
             }
             written = write_or_flush(&mut writer, &session.out), if !session.out.is_empty() || unflushed => {
@@ -263,10 +290,18 @@ async fn run_session<S: Transport>(
                     tracing::warn!(timeout = ?heartbeat, "missed heartbeats from client, closing");
                     break;
                 }
+                if !read_since_tick && !wrote_since_tick {
+                    // Quiet for a whole interval: give the buffers back. A read
+                    // buffer some queued bodies still share is freed with them.
+                    release_if_empty(&mut inbuf);
+                    release_if_empty(&mut session.out);
+                    busy = false;
+                }
                 if !wrote_since_tick {
                     encode::heartbeat(&mut session.out);
                 }
                 wrote_since_tick = false;
+                read_since_tick = false;
             }
             _ = ack_check.tick(), if session.phase() == Phase::Open => {
                 session.close_timed_out_channels(std::time::Instant::now());
@@ -329,6 +364,24 @@ async fn write_or_flush(writer: &mut (impl AsyncWrite + Unpin), out: &[u8]) -> i
         Ok(0)
     } else {
         writer.write(out).await
+    }
+}
+
+/// Takes the next batch of mailbox events; pending while there is no mailbox.
+async fn recv_events(
+    events: &mut Option<UnboundedReceiver<Event>>,
+    batch: &mut Vec<Event>,
+) -> usize {
+    match events {
+        Some(events) => events.recv_many(batch, EVENT_BATCH).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Frees a buffer with nothing in it.
+fn release_if_empty(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > 0 {
+        *buf = BytesMut::new();
     }
 }
 

@@ -389,7 +389,8 @@ async fn read_method<S: AsyncRead + Unpin>(
                 }
             }
         }
-        buf.reserve(4096);
+        // Handshake methods are small; a larger one grows the buffer in turn.
+        buf.reserve(1024);
         if stream.read_buf(buf).await? == 0 {
             return Err(Refused::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }

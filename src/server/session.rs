@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::auth::Access;
-use crate::broker::mailbox::{Event, Mailbox};
+use crate::broker::mailbox::{Event, LazyMailbox};
 use crate::broker::queue::ConnectionId;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
@@ -56,7 +56,7 @@ pub struct Session {
     id: ConnectionId,
     access: Access,
     vhost: Arc<VHost>,
-    mailbox: Arc<Mailbox>,
+    mailbox: LazyMailbox,
     /// Bytes waiting to be written to the socket.
     pub out: BytesMut,
     channels: HashMap<u16, Channel>,
@@ -79,7 +79,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session on `vhost`, with the mailbox its consumers receive through.
+    /// A session on `vhost`. Its mailbox is created by its first consumer
+    /// (see [`Session::take_events`]).
     pub fn new(
         id: ConnectionId,
         access: Access,
@@ -87,14 +88,14 @@ impl Session {
         tuning: Tuning,
         consumer_cancel_notify: bool,
         settings: ConnectionSettings,
-    ) -> (Session, UnboundedReceiver<Event>) {
-        let (mailbox, events) = Mailbox::new();
-        let session = Session {
+    ) -> Session {
+        Session {
             id,
             access,
             vhost,
-            mailbox,
-            out: BytesMut::with_capacity(64 * 1024),
+            mailbox: LazyMailbox::default(),
+            // Grows with what there is to send; an idle connection holds none.
+            out: BytesMut::new(),
             channels: HashMap::new(),
             tuning,
             consumer_cancel_notify,
@@ -108,8 +109,7 @@ impl Session {
             crowded: None,
             received: 0,
             channels_changed: false,
-        };
-        (session, events)
+        }
     }
 
     /// Starts handling a batch of frames or events that arrived at `now`.
@@ -189,16 +189,22 @@ impl Session {
         std::mem::take(&mut self.channels_changed).then(|| self.channels.keys().copied().collect())
     }
 
-    /// The connection's mailbox (for the connection task to acknowledge drained events).
-    pub fn mailbox(&self) -> &Arc<Mailbox> {
-        &self.mailbox
+    /// The receiving end of the mailbox, once the first consumer has created
+    /// it (for the connection task to drain; handed out once).
+    pub fn take_events(&mut self) -> Option<UnboundedReceiver<Event>> {
+        self.mailbox.take_receiver()
+    }
+
+    /// Acknowledges `n` events the connection task drained from the mailbox.
+    pub fn events_taken(&self, n: usize) {
+        self.mailbox.taken(n);
     }
 
     fn parts(&mut self) -> (&mut HashMap<u16, Channel>, Context<'_>) {
         let ctx = Context {
             connection: self.id,
             vhost: &self.vhost,
-            mailbox: &self.mailbox,
+            mailbox: &mut self.mailbox,
             out: &mut self.out,
             frame_max: self.tuning.frame_max,
             max_message_size: self.max_message_size,

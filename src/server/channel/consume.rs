@@ -39,7 +39,7 @@ impl Channel {
             tag: tag.clone(),
             channel: self.id,
             connection: ctx.connection,
-            mailbox: ctx.mailbox.clone(),
+            mailbox: ctx.mailbox.get().clone(),
             credit,
             no_ack: c.no_ack,
             exclusive: c.exclusive,

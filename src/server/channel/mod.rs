@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::auth::{Access, Permission, PermissionCache, ResourceKind};
 use crate::broker::exchange::Destination;
-use crate::broker::mailbox::{ChannelCredit, Credit, Mailbox};
+use crate::broker::mailbox::{ChannelCredit, Credit, LazyMailbox};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::names;
 use crate::broker::queue::{ConnectionId, Consumer, ConsumerRemoval, Queue};
@@ -35,8 +35,8 @@ pub struct Context<'a> {
     pub connection: ConnectionId,
     /// The vhost the connection opened.
     pub vhost: &'a Arc<VHost>,
-    /// Where this connection's deliveries arrive.
-    pub mailbox: &'a Arc<Mailbox>,
+    /// Where this connection's deliveries arrive (created by its first consumer).
+    pub mailbox: &'a mut LazyMailbox,
     /// The outbound buffer.
     pub out: &'a mut BytesMut,
     /// Negotiated frame size limit.
