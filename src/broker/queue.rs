@@ -321,7 +321,7 @@ impl Queue {
     pub fn stats(&self) -> QueueStats {
         let state = self.state.lock();
         QueueStats {
-            ready: (state.ready.len() - state.ready.count_expired(Instant::now())) as u64,
+            ready: (state.ready.len() - state.ready.count_expired(Deadline::now())) as u64,
             unacked: state
                 .awaiting_settlement
                 .saturating_sub(state.returned)
