@@ -20,6 +20,7 @@ use crate::error::{AmqpError, AmqpResult};
 use crate::protocol::frame::{FRAME_HEARTBEAT, FRAME_METHOD, split_frame};
 use crate::protocol::{AMQPValue, FieldTable, LongString, Method, PROTOCOL_HEADER, encode, frame};
 use crate::server::session::Tuning;
+use crate::server::transport::Transport;
 
 /// Server limits offered in connection.tune.
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +83,7 @@ impl From<AmqpError> for Refused {
 }
 
 /// Runs the handshake on a fresh client stream (TCP, or TLS once its own handshake is done).
-pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn handshake<S: Transport>(
     stream: &mut S,
     buf: &mut BytesMut,
     broker: &Broker,

@@ -2,6 +2,9 @@
 //! TCP (amqps). The connection code is generic over [`Transport`], so both run
 //! the same handshake and session loop, each compiled for its own stream type.
 
+use std::io;
+use std::net::SocketAddr;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -21,6 +24,9 @@ pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {
 
     /// Splits the stream into its reading and writing halves.
     fn into_halves(self) -> (Self::Reader, Self::Writer);
+
+    /// The local end's address (part of the connection's name).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
 impl Transport for TcpStream {
@@ -31,6 +37,10 @@ impl Transport for TcpStream {
     /// The socket's own halves: no lock between reading and writing.
     fn into_halves(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         self.into_split()
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpStream::local_addr(self)
     }
 }
 
@@ -43,5 +53,9 @@ impl Transport for TlsStream<TcpStream> {
     /// tokio's lock (uncontended: one task drives both).
     fn into_halves(self) -> (ReadHalf<Self>, WriteHalf<Self>) {
         tokio::io::split(self)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.get_ref().0.local_addr()
     }
 }
