@@ -15,6 +15,10 @@ pub struct Config {
     pub management_listen: String,
     /// Prometheus metrics listen address (`WARREN_PROMETHEUS_LISTEN`); empty disables it.
     pub prometheus_listen: String,
+    /// The management API over TLS (`WARREN_MANAGEMENT_TLS_LISTEN`, RabbitMQ's
+    /// `management.ssl.port`, usually 15671), with the amqps certificate and
+    /// key; unset: no HTTPS listener.
+    pub management_tls_listen: Option<SocketAddr>,
     /// amqps (AMQP over TLS) listen address (`WARREN_TLS_LISTEN`); when unset
     /// but a certificate and key are, [`DEFAULT_TLS_LISTEN`].
     pub tls_listen: Option<SocketAddr>,
@@ -102,6 +106,9 @@ impl Config {
                 cert_file: cert_file.clone(),
                 key_file: key_file.clone(),
             })),
+            (None, None) if self.management_tls_listen.is_some() => Err(
+                "management_tls_listen is set but tls_cert_file and tls_key_file are not".into(),
+            ),
             (None, None) if self.tls_listen.is_none() => Ok(None),
             (None, None) => {
                 Err("tls_listen is set but tls_cert_file and tls_key_file are not".into())

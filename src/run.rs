@@ -44,6 +44,11 @@ impl Listeners {
         self.http.local_addr(management::Kind::Management)
     }
 
+    /// The HTTPS management API's address, if it listens.
+    pub fn management_tls_addr(&self) -> Option<SocketAddr> {
+        self.http.local_addr(management::Kind::ManagementTls)
+    }
+
     /// The Prometheus metrics address, if it listens.
     pub fn prometheus_addr(&self) -> Option<SocketAddr> {
         self.http.local_addr(management::Kind::Prometheus)
@@ -101,16 +106,24 @@ pub async fn bind(config: &Config) -> io::Result<Listeners> {
     let mut amqp = Server::bind(config.listen, broker.clone(), settings)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("listen on {}: {e}", config.listen)))?;
+    // The HTTPS management listener serves the amqps certificate (the
+    // configuration refuses it without one).
+    let acceptor = tls.as_ref().map(|(_, acceptor)| acceptor.clone());
     if let Some((addr, acceptor)) = tls {
         amqp.bind_tls(addr, acceptor)
             .await
             .map_err(|e| io::Error::new(e.kind(), format!("TLS listen on {addr}: {e}")))?;
     }
-    let wanted = [
-        (management::Kind::Management, management_addr),
-        (management::Kind::Prometheus, prometheus_addr),
+    let wanted = vec![
+        (management::Kind::Management, management_addr, None),
+        (
+            management::Kind::ManagementTls,
+            config.management_tls_listen,
+            acceptor,
+        ),
+        (management::Kind::Prometheus, prometheus_addr, None),
     ];
-    let http = management::HttpListeners::bind(broker, amqp.local_addr()?, &wanted).await?;
+    let http = management::HttpListeners::bind(broker, amqp.local_addr()?, wanted).await?;
     Ok(Listeners { amqp, http })
 }
 

@@ -16,6 +16,7 @@ pub struct InProcessServer {
     addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     management: Option<SocketAddr>,
+    management_tls: Option<SocketAddr>,
     prometheus: Option<SocketAddr>,
     broker: Arc<Broker>,
     config: Config,
@@ -88,7 +89,11 @@ impl InProcessServer {
                 let broker = server.broker();
                 let bound = server.local_addr().expect("bound address");
                 let tls_bound = server.tls_local_addr().expect("bound TLS address");
-                let http = (server.management_addr(), server.prometheus_addr());
+                let http = (
+                    server.management_addr(),
+                    server.management_tls_addr(),
+                    server.prometheus_addr(),
+                );
                 addr_tx
                     .send((bound, tls_bound, http, broker.clone()))
                     .expect("test waits");
@@ -96,12 +101,13 @@ impl InProcessServer {
                 broker.shutdown();
             });
         });
-        let (addr, tls_addr, (management, prometheus), broker) =
+        let (addr, tls_addr, (management, management_tls, prometheus), broker) =
             addr_rx.recv().expect("test broker started");
         InProcessServer {
             addr,
             tls_addr,
             management,
+            management_tls,
             prometheus,
             broker,
             config,
@@ -120,6 +126,11 @@ impl InProcessServer {
     /// The management API's address (tests start it on an ephemeral port).
     pub fn management_addr(&self) -> SocketAddr {
         self.management.expect("management API enabled")
+    }
+
+    /// The HTTPS management API's address, if configured.
+    pub fn management_tls_addr(&self) -> Option<SocketAddr> {
+        self.management_tls
     }
 
     /// The Prometheus metrics address (tests start it on an ephemeral port).

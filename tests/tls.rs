@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::raw::*;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
@@ -370,4 +370,68 @@ async fn the_broker_exits_when_its_tls_key_cannot_be_read() {
     let log = String::from_utf8_lossy(&output.stdout);
     let expected = format!("TLS key file {}: I/O error", missing.display());
     assert!(log.contains(&expected), "log lacks {expected:?}:\n{log}");
+}
+
+/// Sends one HTTP/1.1 request for `path` as guest and reads the whole response.
+async fn http_get(
+    stream: &mut (impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin),
+    path: &str,
+) -> String {
+    // "guest:guest", base64-encoded.
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut response = Vec::new();
+    timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the response arrives")
+        .expect("read the response");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn the_management_api_is_served_over_tls_with_the_amqps_certificate() {
+    let server = InProcessServer::start_with(|config| {
+        config.tls_listen = Some("127.0.0.1:0".parse().expect("literal address"));
+        config.tls_cert_file = Some(fixture("server.pem"));
+        config.tls_key_file = Some(fixture("server-key.pem"));
+        config.management_tls_listen = Some("127.0.0.1:0".parse().expect("literal address"));
+    });
+    let https = server
+        .management_tls_addr()
+        .expect("the broker has an HTTPS management listener");
+
+    let mut stream = tls_connect(https, trusting_test_ca())
+        .await
+        .expect("TLS handshake with the test CA's certificate");
+    let response = http_get(&mut stream, "/api/whoami").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""name":"guest""#), "{response}");
+
+    // The overview lists the HTTPS listener under RabbitMQ's protocol name.
+    let mut stream = tls_connect(https, trusting_test_ca()).await.expect("TLS");
+    let overview = http_get(&mut stream, "/api/overview").await;
+    let port = format!(r#""port":{}"#, https.port());
+    assert!(overview.contains(r#""protocol":"https""#), "{overview}");
+    assert!(overview.contains(&port), "{overview}");
+
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let mut plain = TcpStream::connect(https).await.expect("connect");
+    let answer = http_get(&mut plain, "/api/whoami").await;
+    assert!(!answer.contains("HTTP/1.1"), "{answer}");
+}
+
+#[test]
+fn an_https_management_listener_needs_the_tls_certificate_and_key() {
+    let mut config = Config::load(Overrides::default()).expect("defaults");
+    config.management_tls_listen = Some("127.0.0.1:15671".parse().expect("literal address"));
+    assert_eq!(
+        config.tls().expect_err("refused"),
+        "management_tls_listen is set but tls_cert_file and tls_key_file are not"
+    );
 }

@@ -32,6 +32,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{Access, Authorize, PermissionCache};
 use crate::broker::Broker;
@@ -39,6 +40,7 @@ use crate::broker::vhost::VHost;
 use crate::management::access::Caller;
 use crate::management::http::{ApiError, ApiResult, Reply, Request};
 use crate::management::rates::Rates;
+use crate::server::tls::TLS_HANDSHAKE_TIMEOUT;
 
 pub use crate::management::http::percent_decode;
 
@@ -141,6 +143,8 @@ struct Declaration {
 pub enum Kind {
     /// The management API (`management_listen`).
     Management,
+    /// The management API over TLS (`management_tls_listen`).
+    ManagementTls,
     /// Prometheus metrics (`prometheus_listen`).
     Prometheus,
 }
@@ -150,6 +154,7 @@ impl Kind {
     fn protocol(self) -> &'static str {
         match self {
             Kind::Management => "http",
+            Kind::ManagementTls => "https",
             Kind::Prometheus => "http/prometheus",
         }
     }
@@ -157,25 +162,38 @@ impl Kind {
 
 /// The broker's HTTP listeners, bound.
 pub struct HttpListeners {
-    bound: Vec<(Kind, TcpListener)>,
+    bound: Vec<Bound>,
     state: Arc<State>,
 }
 
+/// One bound HTTP listener; HTTPS when it has a TLS acceptor.
+struct Bound {
+    kind: Kind,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
 impl HttpListeners {
-    /// Binds each listener given an address; `amqp` is the AMQP listener's
-    /// address, for the overview and the port-listener health check.
+    /// Binds each listener given an address (those of kind
+    /// [`Kind::ManagementTls`] with the TLS acceptor that comes with it);
+    /// `amqp` is the AMQP listener's address, for the overview and the
+    /// port-listener health check.
     pub async fn bind(
         broker: Arc<Broker>,
         amqp: SocketAddr,
-        wanted: &[(Kind, Option<SocketAddr>)],
+        wanted: Vec<(Kind, Option<SocketAddr>, Option<TlsAcceptor>)>,
     ) -> std::io::Result<HttpListeners> {
         let mut bound = Vec::new();
         let mut listeners = vec![("amqp", amqp)];
-        for &(kind, addr) in wanted {
+        for (kind, addr, tls) in wanted {
             if let Some(addr) = addr {
                 let listener = TcpListener::bind(addr).await?;
                 listeners.push((kind.protocol(), listener.local_addr()?));
-                bound.push((kind, listener));
+                bound.push(Bound {
+                    kind,
+                    listener,
+                    tls,
+                });
             }
         }
         let state = Arc::new(State {
@@ -190,15 +208,16 @@ impl HttpListeners {
     pub fn local_addr(&self, kind: Kind) -> Option<SocketAddr> {
         self.bound
             .iter()
-            .find(|(k, _)| *k == kind)
-            .and_then(|(_, l)| l.local_addr().ok())
+            .find(|bound| bound.kind == kind)
+            .and_then(|bound| bound.listener.local_addr().ok())
     }
 
     /// Serves every listener, and samples message rates for the API, until
     /// `shutdown` becomes true.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let mut tasks = JoinSet::new();
-        if self.local_addr(Kind::Management).is_some() {
+        let api = |kind| matches!(kind, Kind::Management | Kind::ManagementTls);
+        if self.bound.iter().any(|bound| api(bound.kind)) {
             let state = self.state.clone();
             tasks.spawn(async move {
                 let mut sample = tokio::time::interval(RATE_INTERVAL);
@@ -208,8 +227,8 @@ impl HttpListeners {
                 }
             });
         }
-        for (kind, listener) in self.bound {
-            tasks.spawn(accept(listener, kind, self.state.clone()));
+        for bound in self.bound {
+            tasks.spawn(accept(bound, self.state.clone()));
         }
         let mut shutdown = shutdown;
         while shutdown.changed().await.is_ok() && !*shutdown.borrow() {}
@@ -218,14 +237,24 @@ impl HttpListeners {
 }
 
 /// Accepts HTTP connections forever, one task each.
-async fn accept(listener: TcpListener, kind: Kind, state: Arc<State>) {
+async fn accept(bound: Bound, state: Arc<State>) {
+    let Bound {
+        kind,
+        listener,
+        tls,
+    } = bound;
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(serve(stream, peer, kind, state.clone()));
-                }
+                Ok((stream, peer)) => match &tls {
+                    None => {
+                        connections.spawn(serve(stream, peer, kind, state.clone()));
+                    }
+                    Some(acceptor) => {
+                        connections.spawn(serve_tls(acceptor.clone(), stream, peer, kind, state.clone()));
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "HTTP accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -236,13 +265,31 @@ async fn accept(listener: TcpListener, kind: Kind, state: Arc<State>) {
     }
 }
 
+/// Completes the TLS handshake (bounded as on the amqps listener), then serves HTTP over it.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    kind: Kind,
+    state: Arc<State>,
+) {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve(stream, peer, kind, state).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "management TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "management TLS handshake timed out"),
+    }
+}
+
 /// Serves one HTTP/1.1 connection (with keep-alive) until the client leaves.
-async fn serve(stream: tokio::net::TcpStream, peer: SocketAddr, kind: Kind, state: Arc<State>) {
+async fn serve<S>(stream: S, peer: SocketAddr, kind: Kind, state: Arc<State>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |request| {
         let state = state.clone();
         async move {
             let response = match kind {
-                Kind::Management => respond(&state, request, peer).await,
+                Kind::Management | Kind::ManagementTls => respond(&state, request, peer).await,
                 Kind::Prometheus => metrics::respond(&state.broker, request.uri().path()),
             };
             Ok::<_, Infallible>(response)

@@ -21,7 +21,7 @@ use crate::server::connection::{self, ConnectionSettings};
 
 /// How long a client may take over the TLS handshake (RabbitMQ's
 /// `ssl_handshake_timeout`); the AMQP handshake then has its own limit.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Loads the certificate chain (leaf first) and its private key, both PEM, into
 /// an acceptor. Every failure names the file at fault, for the start-up error.
