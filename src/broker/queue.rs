@@ -309,7 +309,7 @@ impl Queue {
     /// expired messages leave through the expiry timer.
     pub fn message_count(&self) -> u32 {
         let state = self.state.lock();
-        (state.ready.len() - state.ready.count_expired(Deadline::now())) as u32
+        state.ready.unexpired_len(Deadline::now()) as u32
     }
 
     /// Attached consumers.
@@ -321,7 +321,7 @@ impl Queue {
     pub fn stats(&self) -> QueueStats {
         let state = self.state.lock();
         QueueStats {
-            ready: (state.ready.len() - state.ready.count_expired(Deadline::now())) as u64,
+            ready: state.ready.unexpired_len(Deadline::now()) as u64,
             unacked: state
                 .awaiting_settlement
                 .saturating_sub(state.returned)

@@ -220,12 +220,15 @@ impl ReadyList {
         expired
     }
 
-    /// How many messages [`ReadyList::take_expired`] would remove now.
-    pub fn count_expired(&self, now: Deadline) -> usize {
-        self.levels
+    /// How many messages would be left after [`ReadyList::take_expired`]
+    /// at `now`: the count clients are told.
+    pub fn unexpired_len(&self, now: Deadline) -> usize {
+        let expired: usize = self
+            .levels
             .iter()
             .map(|level| level.iter().take_while(|s| s.is_expired(now)).count())
-            .sum()
+            .sum();
+        self.len() - expired
     }
 
     /// When the earliest head message expires, if any does.
